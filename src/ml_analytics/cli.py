@@ -1,0 +1,370 @@
+"""The ``ml-analytics`` command.
+
+Exit codes: 0 all good; 1 some transfer or Druid task failed; 2 usage or configuration error.
+User mistakes print one line on stderr (``ml-analytics: error: ...``), never a traceback; set
+``ML_ANALYTICS_DEBUG=1`` to see tracebacks of unexpected errors. Everything printed passes
+through redaction of the configured credential values.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import time
+from collections.abc import Callable
+
+import click
+
+from .errors import EXIT_FAILED, EXIT_OK, EXIT_USAGE, MLAnalyticsError, one_line, redact
+
+log = logging.getLogger("ml_analytics")
+
+
+class Output:
+    """Writes to stdout/stderr with every known secret masked."""
+
+    def __init__(self, json_mode: bool = False):
+        self.json_mode = json_mode
+        self.secrets: set[str] = set()
+
+    def add_secrets(self, values) -> None:
+        self.secrets |= {v for v in values if v}
+
+    def clean(self, text: str) -> str:
+        return redact(str(text), self.secrets)
+
+    def out(self, text: str = "") -> None:
+        click.echo(self.clean(text))
+
+    def err(self, text: str) -> None:
+        click.echo(self.clean(text), err=True)
+
+    def json(self, doc: dict) -> None:
+        click.echo(self.clean(json.dumps(doc, indent=2, ensure_ascii=False)))
+
+    def error(self, text: str) -> None:
+        self.err(f"ml-analytics: error: {one_line(text, 2000)}")
+
+    def warn(self, text: str) -> None:
+        self.err(f"ml-analytics: warning: {one_line(text, 2000)}")
+
+
+class _RedactingFilter(logging.Filter):
+    def __init__(self, output: Output):
+        super().__init__()
+        self.output = output
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg = self.output.clean(record.getMessage())
+        record.args = ()
+        return True
+
+
+def _setup_logging(output: Output, verbose: int) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.addFilter(_RedactingFilter(output))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.DEBUG if verbose >= 2 else logging.INFO if verbose == 1 else logging.WARNING)
+
+
+def _human_bytes(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(n) < 1024 or unit == "TiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n} B"
+
+
+def _load_multicloud(config_path, sections, output: Output, concurrency: int | None = None):
+    from .cloud_storage.cloud import MultiCloud
+    from .cloud_storage.registry import registry
+
+    mc = MultiCloud(config_path, sections=sections or None, concurrency=concurrency)
+    output.add_secrets(mc.config.secrets(registry.secret_keys()))
+    warning = mc.config.permission_warning()
+    if warning:
+        output.warn(warning)
+    return mc
+
+
+# -- the group ---------------------------------------------------------------------------------
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="ml-analytics-cloud", prog_name="ml-analytics")
+@click.option("-v", "--verbose", count=True, help="More log output on stderr (-vv for debug).")
+@click.pass_context
+def cli(ctx: click.Context, verbose: int) -> None:
+    """Push pre-processed ml-analytics reports to cloud storage and hand them to Druid."""
+    ctx.ensure_object(dict)
+    ctx.obj.setdefault("output", Output())
+    _setup_logging(ctx.obj["output"], verbose)
+
+
+def _output(ctx: click.Context, json_mode: bool = False) -> Output:
+    output: Output = ctx.obj["output"]
+    output.json_mode = json_mode
+    return output
+
+
+config_option = click.option("--config", "config_path", type=click.Path(dir_okay=True),
+                             help="config.ini to read (default: $ML_ANALYTICS_CONFIG, ./config.ini, "
+                                  "else the embedded LOCAL store).")
+
+
+# -- upload --------------------------------------------------------------------------------------
+class _Progress:
+    """A rich progress bar on stderr for a batch, only when stderr is a terminal."""
+
+    def __init__(self, enabled: bool, total_bytes: int, total_files: int):
+        self.bar = None
+        if not enabled:
+            return
+        from rich.console import Console
+        from rich.progress import (BarColumn, DownloadColumn, MofNCompleteColumn, Progress, TextColumn,
+                                   TimeRemainingColumn, TransferSpeedColumn)
+
+        self.bar = Progress(TextColumn("[bold]uploading"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
+                            MofNCompleteColumn(), TimeRemainingColumn(), console=Console(stderr=True),
+                            transient=True)
+        self.task = self.bar.add_task("upload", total=total_bytes)
+        self.files = self.bar.add_task("files", total=total_files, visible=False)
+
+    def __enter__(self):
+        if self.bar:
+            self.bar.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        if self.bar:
+            self.bar.__exit__(*exc)
+
+    def advance(self, _provider, result) -> None:
+        if self.bar:
+            self.bar.update(self.task, advance=result.bytes)
+
+
+def _summarise(output: Output, results, elapsed: float, dry_run: bool = False) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    by_provider: dict[str, dict] = {}
+    for r in results:
+        row = by_provider.setdefault(r.provider, {"uploaded": 0, "skipped": 0, "failed": 0, "planned": 0, "bytes": 0,
+                                                  "where": None})
+        row[r.status] += 1
+        if r.status in ("uploaded", "planned"):
+            row["bytes"] += r.bytes
+        if r.uri and row["where"] is None:
+            row["where"] = r.uri[: len(r.uri) - len(r.key)] if r.uri.endswith(r.key) else r.uri
+    table = Table(title=None, box=None, pad_edge=False)
+    for col in ("provider", "planned" if dry_run else "uploaded", "skipped", "failed", "bytes", "location"):
+        table.add_column(col, justify="right" if col in ("uploaded", "planned", "skipped", "failed", "bytes") else "left")
+    for name, row in by_provider.items():
+        table.add_row(name, str(row["planned" if dry_run else "uploaded"]), str(row["skipped"]), str(row["failed"]),
+                      _human_bytes(row["bytes"]), output.clean(row["where"] or ""))
+    console = Console(file=sys.stdout, width=max(100, Console().width), soft_wrap=True)
+    console.print(table)
+    failed = [r for r in results if r.status == "failed"]
+    for r in failed[:20]:
+        output.err(f"failed: {r.provider} {r.key}: {r.error}")
+    if len(failed) > 20:
+        output.err(f"… and {len(failed) - 20} more failures (use --json for all)")
+    files = len({r.key for r in results})
+    verb = "planned" if dry_run else "done"
+    total = sum(r.bytes for r in results if r.status == "uploaded")
+    output.out(f"{verb}: {files} files, {len(by_provider)} provider(s), "
+               f"{sum(1 for r in results if r.status == 'uploaded')} uploaded ({_human_bytes(total)}), "
+               f"{sum(1 for r in results if r.status == 'skipped')} skipped, {len(failed)} failed "
+               f"in {elapsed:.2f} s")
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path())
+@click.option("--prefix", default="", help="Key prefix in the bucket (the seed's bucketPath).")
+@click.option("--to", "to", multiple=True, metavar="SECTION", help="Only these provider sections (repeatable).")
+@config_option
+@click.option("--json", "json_mode", is_flag=True, help="Print one JSON document instead of a table.")
+@click.option("--dry-run", is_flag=True, help="Show what would be uploaded; upload nothing.")
+@click.option("--skip-existing", "--sync", "skip_existing", is_flag=True,
+              help="Upload only files whose size or checksum differ from what is in the bucket.")
+@click.option("--concurrency", type=click.IntRange(1, 512), default=None, help="Uploads in flight per provider.")
+@click.option("--follow-symlinks", is_flag=True, help="Follow symbolic links that lead outside the folder.")
+@click.pass_context
+def upload(ctx, paths, prefix, to, config_path, json_mode, dry_run, skip_existing, concurrency, follow_symlinks):
+    """Upload files and folders to every configured provider (or the --to ones)."""
+    output = _output(ctx, json_mode)
+    started = time.monotonic()
+    mc = _load_multicloud(config_path, to, output, concurrency)
+    with mc:
+        from .transfer import TransferResult, plan_uploads
+
+        planned = plan_uploads(paths, prefix, follow_symlinks=follow_symlinks)
+        providers = mc.providers()  # config errors surface here, before any upload
+        if dry_run:
+            results = [TransferResult(s, p.key, prov.uri(p.key), p.size, None, "planned", None, str(p.source))
+                       for s, prov in providers.items() for p in planned]
+        else:
+            show = not json_mode and sys.stderr.isatty()
+            with _Progress(show, sum(p.size for p in planned) * len(providers), len(planned)) as progress:
+                results = mc.run(planned, skip_existing=skip_existing, on_result=progress.advance)
+        ok = all(r.status != "failed" for r in results)
+        if json_mode:
+            doc = {"ok": ok, "results": [r.to_dict() for r in results]}
+            if dry_run:
+                doc["dry_run"] = True
+            output.json(doc)
+        else:
+            _summarise(output, results, time.monotonic() - started, dry_run)
+    ctx.exit(EXIT_OK if ok else EXIT_FAILED)
+
+
+# -- check ---------------------------------------------------------------------------------------
+@cli.command()
+@config_option
+@click.option("--offline", is_flag=True, help="Only validate the config; do not contact the stores.")
+@click.option("--json", "json_mode", is_flag=True, help="Print one JSON document.")
+@click.pass_context
+def check(ctx, config_path, offline, json_mode):
+    """Validate the config and prove each configured bucket is reachable and writable."""
+    from .cloud_storage.registry import registry
+    from .config import Config
+
+    output = _output(ctx, json_mode)
+    config = Config.load(config_path, known_sections=tuple(registry.sections()))
+    output.add_secrets(config.secrets(registry.secret_keys()))
+    warning = config.permission_warning()
+    if warning:
+        output.warn(warning)
+    rows = []
+    worst = EXIT_OK
+    provider_sections = [s for s in config.sections() if registry.is_provider(s)]
+    if not provider_sections:
+        rows.append({"section": "-", "status": "error", "message": f"{config.path}: no storage provider section"})
+        worst = EXIT_USAGE
+    for section in provider_sections:
+        if config.is_blank(section):
+            rows.append({"section": section, "status": "skipped", "message": "not configured (all values empty)"})
+            continue
+        provider = None
+        try:
+            provider = registry.get(section).from_config(config, section)
+            output.add_secrets(provider.secrets)
+            message = "config valid (not contacted)" if offline else provider.check()
+            rows.append({"section": section, "status": "ok", "message": message})
+        except MLAnalyticsError as e:
+            worst = max(worst, e.exit_code)
+            rows.append({"section": section, "status": "error", "message": str(e)})
+        except Exception as e:  # library errors during a probe
+            worst = max(worst, EXIT_FAILED)
+            rows.append({"section": section, "status": "error", "message": f"{type(e).__name__}: {one_line(e)}"})
+        finally:
+            if provider is not None:
+                provider.close()
+    for section, checker in _extra_checks().items():
+        if config.has_section(section) and not config.is_blank(section):
+            try:
+                rows.append({"section": section, "status": "ok", "message": checker(config, offline)})
+            except MLAnalyticsError as e:
+                worst = max(worst, e.exit_code)
+                rows.append({"section": section, "status": "error", "message": str(e)})
+    if json_mode:
+        output.json({"ok": worst == EXIT_OK, "config": config.path, "sections": rows})
+    else:
+        output.out(f"config: {config.path}")
+        for row in rows:
+            mark = {"ok": "ok  ", "skipped": "skip", "error": "FAIL"}[row["status"]]
+            line = f"{mark}  [{row['section']}] {one_line(row['message'], 2000)}"
+            (output.out if row["status"] != "error" else output.err)(line)
+    ctx.exit(worst)
+
+
+def _extra_checks() -> dict[str, Callable]:
+    """Checks for non-provider sections (Druid), registered by their modules."""
+    try:
+        from .druid.checks import CHECKS
+    except ImportError:
+        return {}
+    return CHECKS
+
+
+# -- providers -------------------------------------------------------------------------------------
+@cli.command()
+@click.option("--json", "json_mode", is_flag=True, help="Print one JSON document.")
+@click.pass_context
+def providers(ctx, json_mode):
+    """List the registered storage providers, their config sections and keys."""
+    from .cloud_storage.registry import registry
+
+    output = _output(ctx, json_mode)
+    docs = []
+    for section in registry.sections():
+        cls = registry.get(section)
+        docs.append({
+            "section": section, "class": f"{cls.__module__}.{cls.__qualname__}", "origin": registry.origin(section),
+            "description": cls.description, "extra": cls.extra,
+            "keys": [{"name": o.name, "required": o.required, "secret": o.secret, "default": o.default,
+                      "help": o.help} for o in cls.options],
+        })
+    broken = registry.broken()
+    if json_mode:
+        output.json({"providers": docs, "broken": broken})
+    else:
+        for d in docs:
+            extra = f"  (pip install 'ml-analytics-cloud[{d['extra']}]')" if d["extra"] else ""
+            output.out(f"[{d['section']}]  {d['description']}{extra}")
+            output.out(f"    class {d['class']}" + (f"  from {d['origin']}" if d["origin"].startswith("plugin") else ""))
+            for k in d["keys"]:
+                flags = "required" if k["required"] else f"optional, default {k['default']}" if k["default"] else "optional"
+                if k["secret"]:
+                    flags += ", secret"
+                output.out(f"    {k['name']:<22} {flags:<34} {k['help']}")
+        for label, error in broken.items():
+            output.err(f"broken provider {label}: {error}")
+    ctx.exit(EXIT_OK)
+
+
+# -- entry point -------------------------------------------------------------------------------------
+def _register_optional_commands() -> None:
+    """Commands that live in other modules (Druid, init) attach themselves here."""
+    for module in ("ml_analytics.druid.commands", "ml_analytics.scaffold"):
+        try:
+            __import__(module)
+        except ImportError:
+            pass
+
+
+def main(argv: list[str] | None = None) -> None:
+    output = Output()
+    _register_optional_commands()
+    try:
+        code = cli.main(args=argv, prog_name="ml-analytics", standalone_mode=False, obj={"output": output})
+    except click.exceptions.Exit as e:
+        code = e.exit_code
+    except click.ClickException as e:
+        e.show()
+        code = EXIT_USAGE
+    except click.exceptions.Abort:
+        output.error("aborted")
+        code = EXIT_FAILED
+    except MLAnalyticsError as e:
+        output.error(str(e))
+        code = e.exit_code
+    except KeyboardInterrupt:
+        output.error("interrupted")
+        code = 130
+    except Exception as e:  # a bug: one line, redacted; traceback only when asked
+        if os.environ.get("ML_ANALYTICS_DEBUG"):
+            import traceback
+
+            output.err(traceback.format_exc())
+        output.error(f"unexpected {type(e).__name__}: {e} (set ML_ANALYTICS_DEBUG=1 for a traceback)")
+        code = EXIT_FAILED
+    sys.stdout.flush()
+    sys.exit(code or 0)
+
+
+if __name__ == "__main__":
+    main()

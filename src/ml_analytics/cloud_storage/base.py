@@ -1,0 +1,224 @@
+"""The provider contract every cloud implements.
+
+A provider is a class with a config ``section`` and declared ``options`` (its config keys:
+required, optional, secret). Defining such a class registers it (see :mod:`.registry`), so
+config checking, ``ml-analytics providers`` and ``ml-analytics init`` work for it with no
+other edit. The seed's API, ``upload_files(bucketPath, localPath, fileName)``, is implemented
+here once on top of :meth:`CloudProvider.put_file`.
+
+What a provider must implement: ``put_file``, ``stat``, ``list``, ``delete``, ``uri``.
+What it may add: ``put_bytes`` (faster probe writes), ``check`` (a reachability probe other
+than write-and-delete), ``druid_input_source`` (how Druid reads its objects),
+``sign_url`` (pre-signed GET URLs, enables Druid's ``http`` input source).
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+import tempfile
+import uuid
+from collections.abc import Iterable, Iterator
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from ..errors import ConfigError, redact
+from ..keys import normalize_prefix, object_key
+
+if TYPE_CHECKING:
+    from ..config import Config
+
+
+@dataclass(frozen=True)
+class Option:
+    """One config key of a provider section."""
+
+    name: str  # key in config.ini, e.g. "access_key"
+    help: str = ""
+    required: bool = False
+    secret: bool = False
+    default: str | None = None
+    arg: str | None = None  # constructor keyword (the seed's camelCase name); defaults to ``name``
+    kind: str = "str"  # "str" | "int" | "bool" | "path"
+
+    @property
+    def argument(self) -> str:
+        return self.arg or self.name
+
+    def convert(self, value: str, *, path: str, section: str) -> Any:
+        if self.kind == "int":
+            try:
+                return int(value)
+            except ValueError:
+                raise ConfigError(f"expected a whole number, got {value!r}", path=path, section=section, key=self.name) from None
+        if self.kind == "bool":
+            low = value.strip().lower()
+            if low in ("1", "true", "yes", "on"):
+                return True
+            if low in ("0", "false", "no", "off"):
+                return False
+            raise ConfigError(f"expected true or false, got {value!r}", path=path, section=section, key=self.name)
+        return value
+
+
+@dataclass
+class StoredObject:
+    """What an upload stored: returned by ``put_file`` and ``upload_files``."""
+
+    provider: str
+    key: str
+    uri: str
+    bytes: int
+    md5: str | None
+    etag: str | None = None
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class ObjectInfo:
+    """One object as a store lists it."""
+
+    key: str
+    size: int
+    etag: str | None = None
+    md5: str | None = None  # hex, when the store keeps a whole-object MD5
+    last_modified: datetime | None = None
+    extra: dict = field(default_factory=dict)
+
+
+class CloudProvider:
+    """Base class of every storage provider. Subclasses that set ``section`` register themselves."""
+
+    section: ClassVar[str] = ""
+    options: ClassVar[tuple[Option, ...]] = ()
+    description: ClassVar[str] = ""
+    extra: ClassVar[str | None] = None  # the pip extra that installs its SDK
+    uri_scheme: ClassVar[str] = ""
+
+    bucket: str = ""
+    part_size: int | None = None  # S3-style multipart part size, to recompute multipart ETags
+
+    def __init_subclass__(cls, register: bool = True, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if register and "section" in cls.__dict__ and cls.section:
+            from .registry import registry
+
+            registry.register(cls)
+
+    # -- construction from config --------------------------------------------------------
+    @classmethod
+    def option(cls, name: str) -> Option:
+        return next(o for o in cls.options if o.name == name)
+
+    @classmethod
+    def secret_keys(cls) -> set[str]:
+        return {o.name for o in cls.options if o.secret}
+
+    @classmethod
+    def settings_from_config(cls, config: "Config", section: str | None = None) -> dict[str, Any]:
+        """Constructor keyword arguments from a config section, checked against ``options``."""
+        section = section or cls.section
+        values = config.values(section)
+        kwargs: dict[str, Any] = {}
+        for opt in cls.options:
+            value = values.get(opt.name, opt.default)
+            if value is None:
+                if opt.required:
+                    raise ConfigError("required key is missing or empty", path=config.path, section=section, key=opt.name)
+                continue
+            kwargs[opt.argument] = opt.convert(value, path=config.path, section=section)
+        cls.validate_settings(kwargs, config=config, section=section)
+        return kwargs
+
+    @classmethod
+    def validate_settings(cls, kwargs: dict[str, Any], *, config: "Config", section: str) -> None:
+        """Hook for cross-key rules (e.g. exactly one of key / SAS). Raise ConfigError."""
+
+    @classmethod
+    def from_config(cls, config: "Config", section: str | None = None) -> "CloudProvider":
+        kwargs = cls.settings_from_config(config, section)
+        if "retry" in inspect.signature(cls.__init__).parameters:
+            from ..retry import RetryPolicy
+
+            kwargs.setdefault("retry", RetryPolicy.from_config(config))
+        try:
+            return cls(**kwargs)
+        except ConfigError as e:  # constructors name section and key; add the file
+            if e.path:
+                raise
+            raise type(e)(e.detail, path=config.path, section=e.section or section or cls.section, key=e.key) from None
+
+    # -- the contract ------------------------------------------------------------------------
+    def put_file(self, path: str | os.PathLike, key: str) -> StoredObject:
+        raise NotImplementedError
+
+    def put_bytes(self, data: bytes, key: str) -> StoredObject:
+        fd, tmp = tempfile.mkstemp(prefix="ml-analytics-")
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+            return self.put_file(tmp, key)
+        finally:
+            os.unlink(tmp)
+
+    def stat(self, key: str) -> ObjectInfo | None:
+        raise NotImplementedError
+
+    def stored_md5(self, info: ObjectInfo) -> str | None:
+        """Whole-object MD5 (hex) of a stored object when the store can tell; used by skip-unchanged."""
+        return info.md5
+
+    def exists(self, key: str) -> bool:
+        return self.stat(key) is not None
+
+    def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
+        raise NotImplementedError
+
+    def delete(self, key: str) -> None:
+        raise NotImplementedError
+
+    def uri(self, key: str) -> str:
+        return f"{self.uri_scheme}://{self.bucket}/{key}"
+
+    def check(self) -> str:
+        """Prove the bucket is reachable and writable: write, stat and delete a probe object."""
+        key = f".ml-analytics-check/{uuid.uuid4().hex}"
+        self.put_bytes(b"ml-analytics check\n", key)
+        try:
+            if self.stat(key) is None:
+                raise ConfigError(f"{self.section}: probe object written but not visible")
+        finally:
+            self.delete(key)
+        return f"bucket '{self.bucket}' reachable and writable"
+
+    def druid_input_source(self, keys: Iterable[str], **options: Any) -> dict:
+        """The Druid ``inputSource`` that reads these objects."""
+        return {"type": self.uri_scheme, "uris": [self.uri(k) for k in keys]}
+
+    def close(self) -> None:
+        """Release clients and connections."""
+
+    # -- the seed's API -----------------------------------------------------------------------
+    def upload_files(self, bucketPath: str, localPath: str, fileName: str) -> StoredObject:  # noqa: N803 (seed names)
+        """Upload ``localPath/fileName`` to ``bucketPath/fileName`` (the seed's method)."""
+        return self.put_file(Path(localPath) / fileName, object_key(bucketPath, fileName))
+
+    # -- helpers for subclasses -----------------------------------------------------------------
+    @property
+    def secrets(self) -> set[str]:
+        """Credential values this instance holds, for redaction of library messages."""
+        return {str(v) for k, v in vars(self).items() if k.startswith("_secret") and v}
+
+    def redact(self, text: str) -> str:
+        return redact(str(text), self.secrets)
+
+    @staticmethod
+    def list_prefix(prefix: str) -> str:
+        return normalize_prefix(prefix)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(section={self.section!r}, bucket={self.bucket!r})"

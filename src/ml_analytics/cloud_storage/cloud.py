@@ -1,0 +1,118 @@
+"""MultiCloud: upload to every configured provider, the seed's entry point.
+
+As in the original, ``MultiCloud().upload_to_cloud(blob_Path, local_Path, file_Name)`` uploads
+to every provider section present in ``config.ini``. Unlike the original it has no if/elif per
+cloud (providers come from the registry), builds one client per provider and reuses it, tries
+every provider even when one fails, returns a result per provider, and raises one
+:class:`~ml_analytics.errors.UploadFailedError` naming every failure after trying them all.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from collections.abc import Sequence
+
+from ..config import Config
+from ..errors import ConfigError, UploadFailedError, UsageError
+from ..transfer import DEFAULT_CONCURRENCY, PlannedFile, TransferEngine, TransferResult, plan_uploads
+from .base import CloudProvider
+from .registry import registry
+
+
+class MultiCloud:
+    """Every configured storage provider, built lazily, one client each."""
+
+    def __init__(self, config_path: str | os.PathLike | None = None, *, sections: Sequence[str] | None = None,
+                 config: Config | None = None, concurrency: int | None = None):
+        self.config = config or Config.load(config_path, known_sections=tuple(registry.sections()))
+        self.concurrency = concurrency or self._configured_concurrency()
+        self._providers: dict[str, CloudProvider] = {}
+        configured = self.configured_sections()
+        if sections:
+            chosen = []
+            for name in sections:
+                cls = registry.get(name)  # unknown provider name: UsageError listing the known ones
+                real = next((s for s in self.config.sections() if s.upper() == cls.section), None)
+                if real is None:
+                    raise UsageError(f"--to {name}: {self.config.path} has no [{cls.section}] section")
+                if real not in chosen:
+                    chosen.append(real)
+            self.sections = chosen
+        else:
+            if not configured:
+                raise ConfigError(f"no storage provider configured; add a section such as [LOCAL] "
+                                  f"(known: {', '.join(registry.sections())})", path=self.config.path)
+            self.sections = configured
+
+    def _configured_concurrency(self) -> int:
+        from ..config import COMMON_SECTION
+        from .base import Option
+
+        value = self.config.get(COMMON_SECTION, "concurrency")
+        if value is None:
+            return DEFAULT_CONCURRENCY
+        n = Option("concurrency", kind="int").convert(value, path=self.config.path, section=COMMON_SECTION)
+        if n < 1:
+            raise ConfigError("must be at least 1", path=self.config.path, section=COMMON_SECTION, key="concurrency")
+        return n
+
+    def configured_sections(self) -> list[str]:
+        """Provider sections present in the config and not entirely blank."""
+        return [s for s in self.config.sections() if registry.is_provider(s) and not self.config.is_blank(s)]
+
+    def provider(self, section: str) -> CloudProvider:
+        if section not in self._providers:
+            cls = registry.get(section)
+            self._providers[section] = cls.from_config(self.config, section)
+        return self._providers[section]
+
+    def providers(self) -> dict[str, CloudProvider]:
+        return {s: self.provider(s) for s in self.sections}
+
+    @property
+    def secrets(self) -> set[str]:
+        found = self.config.secrets(registry.secret_keys())
+        for p in self._providers.values():
+            found |= p.secrets
+        return found
+
+    def engine(self) -> TransferEngine:
+        return TransferEngine(self.providers(), concurrency=self.concurrency, secrets=self.secrets)
+
+    # -- the seed's API -------------------------------------------------------------------------
+    def upload_to_cloud(self, blob_Path: str, local_Path: str, file_Name: str) -> list[TransferResult]:  # noqa: N803
+        """Upload ``local_Path/file_Name`` to ``blob_Path/file_Name`` in every configured provider."""
+        from ..keys import object_key
+        from ..source import check_regular_file
+
+        source = os.path.join(local_Path, file_Name)
+        item = PlannedFile(source=Path(source), key=object_key(blob_Path, file_Name),
+                           size=check_regular_file(source).st_size)
+        results = self.engine().run([item])
+        if any(r.status == "failed" for r in results):
+            raise UploadFailedError(results)
+        return results
+
+    # -- batches ------------------------------------------------------------------------------------
+    def upload(self, paths: Sequence[str | os.PathLike], prefix: str = "", *, skip_existing: bool = False,
+               follow_symlinks: bool = False, on_result=None) -> list[TransferResult]:
+        """Upload files and folders; returns one result per (file, provider), failures included."""
+        planned = plan_uploads(paths, prefix, follow_symlinks=follow_symlinks)
+        return self.run(planned, skip_existing=skip_existing, on_result=on_result)
+
+    def run(self, planned: Sequence[PlannedFile], *, skip_existing: bool = False, on_result=None) -> list[TransferResult]:
+        """Upload already-planned files to every selected provider."""
+        if not planned:
+            return []
+        return self.engine().run(planned, skip_existing=skip_existing, on_result=on_result)
+
+    def close(self) -> None:
+        for p in self._providers.values():
+            p.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()

@@ -1,0 +1,168 @@
+"""LOCAL: a filesystem object store, the embedded default (no cloud account needed).
+
+An object with key K in bucket B lives at ``ROOT/B/K``. Writes are atomic: the content goes to a
+temporary file in the destination folder, is fsynced, then renamed over the final name, and the
+folder is fsynced, so a crash never leaves a half-written object under its final name.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Iterable, Iterator
+from datetime import datetime, timezone
+from pathlib import Path
+
+from ..errors import BucketNotFoundError, IntegrityError, PermissionDeniedError, StorageError
+from ..keys import object_key
+from ..source import SourceFile, file_md5
+from .base import CloudProvider, ObjectInfo, Option, StoredObject
+
+_TMP_PREFIX = ".ml-analytics-tmp-"
+
+
+class Local(CloudProvider):
+    section = "LOCAL"
+    description = "A folder on this machine used as an object store (the embedded default)."
+    uri_scheme = "file"
+    options = (
+        Option("root", "folder that holds the buckets", default="./cloud-storage", arg="root"),
+        Option("bucket_name", "bucket: a folder under root", default="ml-analytics", arg="bucketName"),
+        Option("create_bucket", "create the bucket folder if it is missing", default="true", kind="bool",
+               arg="createBucket"),
+    )
+
+    def __init__(self, root: str = "./cloud-storage", bucketName: str = "ml-analytics", createBucket: bool = True):  # noqa: N803
+        self.root = Path(root).expanduser().resolve()
+        self.bucket = bucketName
+        object_key("", bucketName)  # the bucket name must itself be a safe single path
+        if "/" in bucketName.strip("/"):
+            raise StorageError("bucket_name must be one folder name", provider=self.section, bucket=bucketName)
+        self.base = self.root / bucketName
+        self.create_bucket = createBucket
+
+    # -- paths ----------------------------------------------------------------------------------
+    def path_of(self, key: str) -> Path:
+        return self.base.joinpath(*object_key("", key).split("/"))
+
+    def uri(self, key: str) -> str:
+        return self.path_of(key).as_uri()
+
+    def _ensure_bucket(self) -> None:
+        if self.base.is_dir():
+            return
+        if not self.create_bucket:
+            raise BucketNotFoundError(f"folder {self.base} does not exist", provider=self.section, bucket=self.bucket)
+        try:
+            self.base.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise PermissionDeniedError(f"cannot create {self.base}: {e.strerror}", provider=self.section,
+                                        bucket=self.bucket) from None
+
+    # -- contract -------------------------------------------------------------------------------
+    def put_file(self, path: str | os.PathLike, key: str) -> StoredObject:
+        src = SourceFile(path)
+        return self._write(key, src.chunks(), lambda: (src.bytes_read, src.md5))
+
+    def put_bytes(self, data: bytes, key: str) -> StoredObject:
+        import hashlib
+
+        return self._write(key, [data], lambda: (len(data), hashlib.md5(data).hexdigest()))
+
+    def _write(self, key: str, blocks: Iterable[bytes], summary) -> StoredObject:
+        self._ensure_bucket()
+        dest = self.path_of(key)
+        if dest.is_dir():
+            raise StorageError(f"a folder already exists where object '{key}' would go", provider=self.section,
+                               bucket=self.bucket, key=key)
+        try:
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=_TMP_PREFIX, dir=dest.parent)
+        except OSError as e:
+            raise PermissionDeniedError(f"cannot write under {dest.parent}: {e.strerror}", provider=self.section,
+                                        bucket=self.bucket, key=key) from None
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                for block in blocks:
+                    fh.write(block)
+                fh.flush()
+                os.fsync(fh.fileno())
+            size, md5 = summary()
+            if os.path.getsize(tmp) != size:
+                raise IntegrityError("written size differs from bytes read", provider=self.section,
+                                     bucket=self.bucket, key=key)
+            os.chmod(tmp, 0o644)
+            os.replace(tmp, dest)
+        except BaseException:
+            try:
+                os.unlink(tmp)
+            except FileNotFoundError:
+                pass
+            raise
+        _fsync_dir(dest.parent)
+        return StoredObject(self.section, key, dest.as_uri(), size, md5, etag=md5)
+
+    def stat(self, key: str) -> ObjectInfo | None:
+        p = self.path_of(key)
+        try:
+            st = p.stat()
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        if not p.is_file():
+            return None
+        return ObjectInfo(key, st.st_size, last_modified=datetime.fromtimestamp(st.st_mtime, timezone.utc))
+
+    def stored_md5(self, info: ObjectInfo) -> str | None:
+        return file_md5(self.path_of(info.key))
+
+    def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
+        if not self.base.is_dir():
+            return
+        start = self.list_prefix(prefix)
+        for dirpath, dirnames, filenames in os.walk(self.base):
+            dirnames.sort()
+            for name in sorted(filenames):
+                if name.startswith(_TMP_PREFIX):
+                    continue
+                key = Path(dirpath, name).relative_to(self.base).as_posix()
+                if key.startswith(start):
+                    info = self.stat(key)
+                    if info:
+                        yield info
+
+    def delete(self, key: str) -> None:
+        p = self.path_of(key)
+        try:
+            p.unlink()
+        except FileNotFoundError:
+            return
+        # remove now-empty parent folders up to the bucket, like an object store has no folders
+        parent = p.parent
+        while parent != self.base and parent.is_relative_to(self.base):
+            try:
+                parent.rmdir()
+            except OSError:
+                break
+            parent = parent.parent
+
+    def check(self) -> str:
+        super().check()
+        free = shutil.disk_usage(self.base).free
+        return f"folder {self.base} writable ({free // 2**30} GiB free)"
+
+    def druid_input_source(self, keys: Iterable[str], **options) -> dict:
+        return {"type": "local", "files": [str(self.path_of(k)) for k in keys]}
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)

@@ -1,0 +1,217 @@
+"""AZURE: Azure Blob Storage, through the current SDK (azure-storage-blob 12, not BlockBlobService).
+
+Credentials: exactly one of ``account_key``, ``sas_token`` or ``connection_string`` (the seed's
+config carries both key and SAS placeholders; the empty one counts as unset). ``endpoint_url``
+points at another blob endpoint (Azurite: ``http://127.0.0.1:PORT/devstoreaccount1``).
+
+Integrity: every request body carries a transactional Content-MD5 (``validate_content``), which
+the service checks per block, and the whole-object MD5 is stored as the blob's Content-MD5 so
+skip-unchanged and read-back checks can compare it. Large files go as blocks uploaded in
+parallel and committed at the end: a failure before the commit leaves no visible blob.
+obstore's Azure store is not used because it cannot send Content-MD5.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from ..errors import (AuthenticationError, BucketNotFoundError, ConfigError, IntegrityError, MLAnalyticsError,
+                      NetworkError, PermissionDeniedError, ProviderNotInstalledError, StorageError, TransientError,
+                      one_line)
+from ..retry import RetryPolicy
+from ..source import SourceFile, file_md5
+from .base import CloudProvider, ObjectInfo, Option, StoredObject
+
+log = logging.getLogger(__name__)
+MiB = 1024 * 1024
+SINGLE_PUT_LIMIT = 32 * MiB
+BLOCK_SIZE = 8 * MiB
+
+
+def _parse_connection_string(text: str) -> dict[str, str]:
+    out = {}
+    for part in text.split(";"):
+        if "=" in part:
+            k, v = part.split("=", 1)
+            out[k.strip()] = v.strip()
+    return out
+
+
+class MSAzure(CloudProvider):
+    section = "AZURE"
+    description = "Azure Blob Storage."
+    extra = "azure"
+    uri_scheme = "azure"
+    options = (
+        Option("account_name", "storage account name", arg="accountName"),
+        Option("container_name", "container", required=True, arg="containerName"),
+        Option("account_key", "account key (one of account_key, sas_token, connection_string)", secret=True,
+               arg="accountKey"),
+        Option("sas_token", "SAS token", secret=True, arg="sasToken"),
+        Option("connection_string", "connection string", secret=True, arg="connectionString"),
+        Option("endpoint_url", "blob endpoint URL (default https://ACCOUNT.blob.core.windows.net)",
+               arg="endpoint_url"),
+        Option("max_concurrency", "blocks of one file in flight", default="8", kind="int", arg="maxConcurrency"),
+        Option("verify_tls", "verify TLS certificates (turning off logs a warning)", default="true", kind="bool",
+               arg="verifyTls"),
+    )
+
+    def __init__(self, accountName: str | None = None, sasToken: str | None = None,  # noqa: N803 (seed names)
+                 containerName: str | None = None, accountKey: str | None = None,
+                 connectionString: str | None = None, endpoint_url: str | None = None, maxConcurrency: int = 8,
+                 verifyTls: bool = True, retry: RetryPolicy | None = None):
+        given = [name for name, value in (("account_key", accountKey), ("sas_token", sasToken),
+                                          ("connection_string", connectionString)) if value]
+        if len(given) != 1:
+            what = "none is set" if not given else f"{' and '.join(given)} are all set"
+            raise ConfigError(f"set exactly one of account_key, sas_token, connection_string ({what})",
+                              section=self.section, key=given[-1] if given else "account_key")
+        if connectionString:
+            parts = _parse_connection_string(connectionString)
+            accountName = accountName or parts.get("AccountName")
+            endpoint_url = endpoint_url or parts.get("BlobEndpoint")
+        if not accountName and not endpoint_url:
+            raise ConfigError("account_name is required", section=self.section, key="account_name")
+        if not containerName:
+            raise ConfigError("container_name is required", section=self.section, key="container_name")
+        self.account = accountName or ""
+        self.bucket = containerName
+        self.endpoint_url = (endpoint_url or f"https://{accountName}.blob.core.windows.net").rstrip("/")
+        self.max_concurrency = max(1, maxConcurrency)
+        self.verify_tls = verifyTls
+        self.retry = retry or RetryPolicy()
+        self._secret_key = accountKey
+        self._secret_sas = sasToken.lstrip("?") if sasToken else None
+        self._secret_connection_string = connectionString
+        self._container = None
+
+    # -- client -----------------------------------------------------------------------------------
+    @property
+    def container(self):
+        if self._container is None:
+            try:
+                from azure.storage.blob import BlobServiceClient
+            except ImportError:
+                raise ProviderNotInstalledError(
+                    "[AZURE] needs azure-storage-blob: pip install 'ml-analytics-cloud[azure]'") from None
+            kwargs: dict[str, Any] = dict(self.retry.azure_kwargs(), max_single_put_size=SINGLE_PUT_LIMIT,
+                                          max_block_size=BLOCK_SIZE, connection_verify=self.verify_tls)
+            if not self.verify_tls:
+                log.warning("AZURE: TLS certificate verification is OFF (verify_tls = false)")
+            if self._secret_connection_string:
+                service = BlobServiceClient.from_connection_string(self._secret_connection_string, **kwargs)
+            else:
+                credential: Any = ({"account_name": self.account, "account_key": self._secret_key}
+                                   if self._secret_key else self._secret_sas)
+                service = BlobServiceClient(self.endpoint_url, credential=credential, **kwargs)
+            self._container = service.get_container_client(self.bucket)
+        return self._container
+
+    def _error(self, exc: BaseException, key: str = "") -> MLAnalyticsError:
+        if isinstance(exc, MLAnalyticsError):
+            return exc
+        from azure.core import exceptions as aexc
+
+        code = getattr(exc, "error_code", None) or ""
+        status = getattr(exc, "status_code", None)
+        reason = getattr(exc, "reason", None) or ""
+        summary = self.redact(f"{code or status or type(exc).__name__}: {one_line(reason or exc, 200)}")
+        kw = {"provider": self.section, "bucket": self.bucket, "key": key}
+        if code in ("AuthenticationFailed", "AuthorizationFailure", "InvalidAuthenticationInfo") or \
+                isinstance(exc, aexc.ClientAuthenticationError) and code not in ("AuthorizationPermissionMismatch",):
+            return AuthenticationError(f"wrong credentials ({summary})", **kw)
+        if code in ("AuthorizationPermissionMismatch", "AuthorizationResourceTypeMismatch", "InsufficientAccountPermissions"):
+            return PermissionDeniedError(f"permission denied ({summary})", **kw)
+        if code == "ContainerNotFound":
+            return BucketNotFoundError(f"container does not exist ({summary})", **kw)
+        if code in ("Md5Mismatch", "InvalidMd5") or "md5" in code.lower():
+            return IntegrityError(f"the store rejected the body as corrupted ({summary})", **kw)
+        if isinstance(exc, aexc.ServiceRequestError):
+            return NetworkError(f"cannot reach {self.endpoint_url} ({summary})", **kw)
+        if status and status >= 500 or isinstance(exc, aexc.ServiceResponseError):
+            return TransientError(f"store kept failing after retries ({summary})", **kw)
+        return StorageError(summary, **kw)
+
+    # -- contract -------------------------------------------------------------------------------------
+    def put_file(self, path: str | os.PathLike, key: str) -> StoredObject:
+        from azure.storage.blob import ContentSettings
+
+        src = SourceFile(path)
+        try:
+            if src.size <= SINGLE_PUT_LIMIT:
+                data = src.read_all()
+                md5 = src.md5
+                settings = ContentSettings(content_md5=bytearray(bytes.fromhex(md5)))
+                result = self.container.upload_blob(key, data, length=len(data), overwrite=True,
+                                                    validate_content=True, content_settings=settings)
+            else:
+                md5 = file_md5(path)  # the blob-level MD5 must be known before the commit
+                settings = ContentSettings(content_md5=bytearray(bytes.fromhex(md5)))
+                with src.reader() as stream:
+                    result = self.container.upload_blob(key, stream, length=src.size, overwrite=True,
+                                                        validate_content=True, content_settings=settings,
+                                                        max_concurrency=self.max_concurrency)
+                if src.md5 != md5:
+                    raise IntegrityError(f"{path}: file changed between hashing and upload", provider=self.section,
+                                         bucket=self.bucket, key=key)
+        except MLAnalyticsError:
+            raise
+        except Exception as e:
+            cause = e if not isinstance(e.__context__, MLAnalyticsError) else e.__context__
+            raise self._error(cause, key) from None
+        return StoredObject(self.section, key, self.uri(key), src.bytes_read, md5,
+                            etag=str(result.get("etag", "")).strip('"') or None)
+
+    def stat(self, key: str) -> ObjectInfo | None:
+        from azure.core.exceptions import ResourceNotFoundError
+
+        try:
+            props = self.container.get_blob_client(key).get_blob_properties()
+        except ResourceNotFoundError:
+            return None
+        except Exception as e:
+            raise self._error(e, key) from None
+        return self._info(props)
+
+    @staticmethod
+    def _info(props) -> ObjectInfo:
+        md5 = props.content_settings.content_md5 if props.content_settings else None
+        return ObjectInfo(props.name, props.size, etag=str(props.etag).strip('"'),
+                          md5=bytes(md5).hex() if md5 else None, last_modified=props.last_modified)
+
+    def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
+        try:
+            for props in self.container.list_blobs(name_starts_with=self.list_prefix(prefix) or None):
+                yield self._info(props)
+        except MLAnalyticsError:
+            raise
+        except Exception as e:
+            raise self._error(e) from None
+
+    def delete(self, key: str) -> None:
+        from azure.core.exceptions import ResourceNotFoundError
+
+        try:
+            self.container.delete_blob(key)
+        except ResourceNotFoundError:
+            return
+        except Exception as e:
+            raise self._error(e, key) from None
+
+    def uri(self, key: str) -> str:
+        return f"azure://{self.bucket}/{key}"
+
+    def druid_input_source(self, keys: Iterable[str], *, azure_input_source: str = "azureStorage",
+                           **options: Any) -> dict:
+        keys = list(keys)
+        if azure_input_source == "azure":
+            return {"type": "azure", "uris": [self.uri(k) for k in keys]}
+        return {"type": "azureStorage", "uris": [f"azureStorage://{self.account}/{self.bucket}/{k}" for k in keys]}
+
+    def close(self) -> None:
+        if self._container is not None:
+            self._container.close()
+            self._container = None

@@ -1,0 +1,296 @@
+"""S3 and S3-compatible stores: one implementation, a table of quirks per flavour.
+
+``[S3]`` (this module) is any S3-compatible store (MinIO, Ceph, SeaweedFS, ...); ``[AWS]``
+(``aws.py``) and ``[ORACLE]`` (``oracle.py``) are the same class with other quirks, the way
+rclone describes S3 look-alikes by a table rather than by copied code.
+
+The engine is obstore (Rust ``object_store``): one client per provider, multipart uploads with
+parts sent concurrently and a bounded number of part buffers, and multipart uploads aborted on
+failure. Every PUT and every part carries ``x-amz-checksum-sha256``, which the server checks,
+so a body corrupted in transit is rejected instead of stored. Bodies are never sent with
+``aws-chunked`` encoding (OCI refuses it) and CRC32 checksums are never sent (OCI refuses them).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from ..errors import (AuthenticationError, BucketNotFoundError, ConfigError, IntegrityError, MLAnalyticsError,
+                      NetworkError, PermissionDeniedError, ProviderNotInstalledError, StorageError, TransientError,
+                      one_line)
+from ..retry import RetryPolicy
+from ..source import SourceFile
+from .base import CloudProvider, ObjectInfo, Option, StoredObject
+
+log = logging.getLogger(__name__)
+
+MiB = 1024 * 1024
+DEFAULT_PART_SIZE = 16 * MiB
+DEFAULT_PART_CONCURRENCY = 8
+
+
+@dataclass(frozen=True)
+class S3Quirks:
+    """How one S3 flavour differs from plain S3."""
+
+    virtual_hosted_style: bool = False  # default addressing (a config key may override when allowed)
+    addressing_configurable: bool = True
+    credential_chain: bool = False  # may run without keys (env, profile, instance role)
+    endpoint_required: bool = True
+    druid_endpoint_config: bool = True  # Druid needs endpointConfig / clientConfig to reach it
+    checksum_algorithm: str = "sha256"  # sent on every PUT and part; never CRC32 (OCI refuses it)
+
+
+QUIRKS: dict[str, S3Quirks] = {
+    # AWS: virtual-hosted addressing, the standard credential chain, Druid knows the endpoint.
+    "AWS": S3Quirks(virtual_hosted_style=True, credential_chain=True, endpoint_required=False,
+                    druid_endpoint_config=False),
+    # OCI: path-style only, explicit keys, explicit endpoint (NAMESPACE.compat.objectstorage.REGION...).
+    "ORACLE": S3Quirks(virtual_hosted_style=False, addressing_configurable=False),
+    # Anything else S3-compatible: path-style by default, configurable.
+    "S3": S3Quirks(),
+}
+
+
+def s3_options(*, endpoint_required: bool, keys_required: bool, addressing: bool, extra=()) -> tuple[Option, ...]:
+    opts = [
+        Option("endpoint_url", "S3 API endpoint URL", required=endpoint_required, arg="endpoint_url"),
+        Option("access_key", "access key id", required=keys_required, secret=True, arg="accessKey"),
+        Option("secret_access_key", "secret access key", required=keys_required, secret=True,
+               arg="secretAccessKey"),
+        Option("region_name", "region (signing region)", arg="regionName"),
+        Option("bucket_name", "bucket", required=True, arg="bucketName"),
+    ]
+    if addressing:
+        opts.append(Option("virtual_hosted_style", "true: bucket.host/key; false: host/bucket/key", kind="bool",
+                           arg="virtualHostedStyle"))
+    opts += [
+        Option("part_size_mib", "multipart part size in MiB", default=str(DEFAULT_PART_SIZE // MiB), kind="int",
+               arg="partSizeMiB"),
+        Option("part_concurrency", "parts of one file in flight", default=str(DEFAULT_PART_CONCURRENCY),
+               kind="int", arg="partConcurrency"),
+        Option("verify_tls", "verify TLS certificates (turning off logs a warning)", default="true", kind="bool",
+               arg="verifyTls"),
+        *extra,
+    ]
+    return tuple(opts)
+
+
+_S3_CODE = re.compile(r"<Code>([^<]+)</Code>")
+_S3_MESSAGE = re.compile(r"<Message>([^<]+)</Message>")
+_AUTH_CODES = {"SignatureDoesNotMatch", "InvalidAccessKeyId", "InvalidToken", "ExpiredToken",
+               "AuthorizationHeaderMalformed", "InvalidSecurity", "InvalidClientTokenId"}
+_NETWORK_HINTS = ("error sending request", "connection refused", "dns error", "failed to lookup",
+                  "tcp connect error", "connection reset", "timed out", "operation timed out", "client error (connect)")
+
+
+class S3(CloudProvider):
+    section = "S3"
+    description = "Any S3-compatible store (MinIO, Ceph, SeaweedFS, ...)."
+    extra = "s3"
+    uri_scheme = "s3"
+    quirks = QUIRKS["S3"]
+    options = s3_options(endpoint_required=True, keys_required=True, addressing=True)
+
+    def __init__(self, accessKey: str | None = None, secretAccessKey: str | None = None,  # noqa: N803 (seed names)
+                 regionName: str | None = None, bucketName: str | None = None, endpoint_url: str | None = None,
+                 virtualHostedStyle: bool | None = None, partSizeMiB: int = DEFAULT_PART_SIZE // MiB,
+                 partConcurrency: int = DEFAULT_PART_CONCURRENCY, verifyTls: bool = True,
+                 retry: RetryPolicy | None = None, **legacy: Any):
+        legacy.pop("service_name", None)  # the seed's [AWS] service_name: accepted and ignored
+        if legacy:
+            raise TypeError(f"{type(self).__name__}() got unexpected arguments: {', '.join(sorted(legacy))}")
+        if not bucketName:
+            raise ConfigError("bucket_name is required", section=self.section, key="bucket_name")
+        if bool(accessKey) != bool(secretAccessKey):
+            raise ConfigError("set both access_key and secret_access_key, or neither", section=self.section,
+                              key="access_key" if not accessKey else "secret_access_key")
+        if not accessKey and not self.quirks.credential_chain:
+            raise ConfigError("access_key and secret_access_key are required", section=self.section, key="access_key")
+        if not endpoint_url and self.quirks.endpoint_required:
+            raise ConfigError("endpoint_url is required", section=self.section, key="endpoint_url")
+        if partSizeMiB < 5 or partSizeMiB > 5 * 1024:
+            raise ConfigError("must be between 5 and 5120 (S3's part size limits)", section=self.section,
+                              key="part_size_mib")
+        self.bucket = bucketName
+        self.region = regionName or "us-east-1"
+        self.endpoint_url = endpoint_url.rstrip("/") if endpoint_url else None
+        self.virtual_hosted_style = (virtualHostedStyle if virtualHostedStyle is not None and
+                                     self.quirks.addressing_configurable else self.quirks.virtual_hosted_style)
+        self.part_size = partSizeMiB * MiB
+        self.part_concurrency = max(1, partConcurrency)
+        self.verify_tls = verifyTls
+        self.retry = retry or RetryPolicy()
+        self._access_key = accessKey
+        self._secret_key = secretAccessKey
+        self._store = None
+
+    # -- client -----------------------------------------------------------------------------------
+    def _effective_endpoint(self) -> str | None:
+        if not self.endpoint_url:
+            return None
+        if not self.virtual_hosted_style:
+            return self.endpoint_url
+        parts = urlsplit(self.endpoint_url)
+        if parts.hostname and parts.hostname.startswith(self.bucket + "."):
+            return self.endpoint_url
+        return urlunsplit(parts._replace(netloc=f"{self.bucket}.{parts.netloc}"))
+
+    @property
+    def store(self):
+        if self._store is None:
+            try:
+                from obstore.store import S3Store
+            except ImportError:
+                raise ProviderNotInstalledError(
+                    f"[{self.section}] needs obstore: pip install 'ml-analytics-cloud[{self.extra}]'") from None
+            config: dict[str, Any] = {"region": self.region, "checksum_algorithm": self.quirks.checksum_algorithm,
+                                      "virtual_hosted_style_request": self.virtual_hosted_style,
+                                      "conditional_put": "etag"}
+            client_options: dict[str, Any] = self.retry.obstore_client_options()
+            endpoint = self._effective_endpoint()
+            if endpoint:
+                config["endpoint"] = endpoint
+                if endpoint.startswith("http://"):
+                    client_options["allow_http"] = True
+            if not self.verify_tls:
+                log.warning("%s: TLS certificate verification is OFF (verify_tls = false)", self.section)
+                client_options["allow_invalid_certificates"] = True
+            kwargs: dict[str, Any] = {}
+            if self._access_key:
+                config["access_key_id"] = self._access_key
+                config["secret_access_key"] = self._secret_key
+            else:
+                kwargs["credential_provider"] = self._credential_chain()
+            self._store = S3Store(self.bucket, config=config, client_options=client_options,
+                                  retry_config=self.retry.obstore_retry_config(), **kwargs)
+        return self._store
+
+    def _credential_chain(self):
+        try:
+            from obstore.auth.boto3 import Boto3CredentialProvider
+        except ImportError:
+            raise ProviderNotInstalledError(f"[{self.section}] without keys uses the AWS credential chain, "
+                                            f"which needs boto3: pip install 'ml-analytics-cloud[aws]'") from None
+        return Boto3CredentialProvider()
+
+    # -- errors -------------------------------------------------------------------------------------
+    def _error(self, exc: BaseException, key: str = "", writing: bool = False) -> MLAnalyticsError:
+        if isinstance(exc, MLAnalyticsError):
+            return exc
+        text = str(exc)
+        code = _S3_CODE.search(text)
+        message = _S3_MESSAGE.search(text)
+        code_s = code.group(1) if code else ""
+        status = re.search(r"status code: (\d{3})", text)
+        status_s = status.group(1) if status else ""
+        summary = f"{code_s}: {message.group(1)}" if code and message else one_line(text.split("\n")[0], 300)
+        summary = self.redact(summary)
+        kw = {"provider": self.section, "bucket": self.bucket, "key": key}
+        name = type(exc).__name__
+        low = text.lower()
+        if code_s in _AUTH_CODES or name == "UnauthenticatedError":
+            return AuthenticationError(f"wrong credentials ({summary})", **kw)
+        if code_s == "NoSuchBucket" or (writing and isinstance(exc, FileNotFoundError)):
+            return BucketNotFoundError(f"bucket does not exist ({summary})", **kw)
+        if code_s in ("AccessDenied", "AllAccessDisabled") or name == "PermissionDeniedError":
+            return PermissionDeniedError(f"permission denied ({summary})", **kw)
+        if code_s in ("BadDigest", "XAmzContentChecksumMismatch", "InvalidDigest", "XAmzContentSHA256Mismatch"):
+            return IntegrityError(f"the store rejected the body as corrupted ({summary})", **kw)
+        if status_s.startswith("5") or code_s in ("SlowDown", "InternalError", "ServiceUnavailable", "RequestTimeout"):
+            return TransientError(f"store kept failing after retries ({summary})", **kw)
+        if any(h in low for h in _NETWORK_HINTS):
+            where = self.endpoint_url or "the AWS endpoint"
+            return NetworkError(f"cannot reach {where} ({summary})", **kw)
+        return StorageError(summary, **kw)
+
+    # -- contract -------------------------------------------------------------------------------------
+    def put_file(self, path: str | os.PathLike, key: str) -> StoredObject:
+        import obstore as obs
+
+        src = SourceFile(path)
+        try:
+            if src.size <= self.part_size:
+                result = obs.put(self.store, key, src.read_all(), use_multipart=False)
+            else:
+                result = obs.put(self.store, key, src.chunks(self.part_size), chunk_size=self.part_size,
+                                 max_concurrency=self.part_concurrency)
+        except MLAnalyticsError:
+            raise
+        except Exception as e:
+            raise self._error(e.__cause__ if isinstance(e.__cause__, MLAnalyticsError) else e, key, writing=True) \
+                from None
+        return StoredObject(self.section, key, self.uri(key), src.bytes_read, src.md5,
+                            etag=(result.get("e_tag") or "").strip('"') or None)
+
+    def put_bytes(self, data: bytes, key: str) -> StoredObject:
+        import hashlib
+
+        import obstore as obs
+
+        try:
+            result = obs.put(self.store, key, data, use_multipart=False)
+        except Exception as e:
+            raise self._error(e, key, writing=True) from None
+        return StoredObject(self.section, key, self.uri(key), len(data), hashlib.md5(data).hexdigest(),
+                            etag=(result.get("e_tag") or "").strip('"') or None)
+
+    def stat(self, key: str) -> ObjectInfo | None:
+        import obstore as obs
+
+        try:
+            meta = obs.head(self.store, key)
+        except FileNotFoundError:
+            return None
+        except Exception as e:
+            raise self._error(e, key) from None
+        return ObjectInfo(meta["path"], meta["size"], etag=(meta.get("e_tag") or "").strip('"') or None,
+                          last_modified=meta.get("last_modified"))
+
+    def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
+        import obstore as obs
+
+        start = self.list_prefix(prefix).rstrip("/") or None
+        try:
+            for batch in obs.list(self.store, prefix=start):
+                for meta in batch:
+                    yield ObjectInfo(meta["path"], meta["size"], etag=(meta.get("e_tag") or "").strip('"') or None,
+                                     last_modified=meta.get("last_modified"))
+        except FileNotFoundError as e:
+            raise self._error(e) from None
+        except MLAnalyticsError:
+            raise
+        except Exception as e:
+            raise self._error(e) from None
+
+    def delete(self, key: str) -> None:
+        import obstore as obs
+
+        try:
+            obs.delete(self.store, key)
+        except FileNotFoundError:
+            return
+        except Exception as e:
+            raise self._error(e, key) from None
+
+    def druid_input_source(self, keys: Iterable[str], **options: Any) -> dict:
+        source: dict[str, Any] = {"type": "s3", "uris": [self.uri(k) for k in keys]}
+        if self.quirks.druid_endpoint_config and self.endpoint_url:
+            url = urlsplit(self.endpoint_url)
+            source["endpointConfig"] = {"url": self.endpoint_url, "signingRegion": self.region}
+            source["clientConfig"] = {"protocol": url.scheme or "https", "enablePathStyleAccess": True,
+                                      "disableChunkedEncoding": True}
+        return source
+
+    def close(self) -> None:
+        self._store = None
+
+    @property
+    def secrets(self) -> set[str]:
+        return {s for s in (self._secret_key,) if s}

@@ -1,0 +1,135 @@
+"""One typed error family for the whole project.
+
+Every error a user can cause or meet carries a one-line message that names the file, section,
+key, provider or bucket at fault, and an exit code (2 for usage and configuration mistakes,
+1 for failed transfers). Messages never contain credential values: provider code builds them
+from names, and anything taken from a library exception passes through :func:`redact` first.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+
+# Credential-shaped fragments that libraries like to put into exception text (signed URLs,
+# connection strings, Authorization headers, key files). Known secret values are removed too.
+_SECRET_PATTERNS = [
+    (re.compile(r"(?i)\b(sig|x-amz-signature|x-amz-credential|x-amz-security-token)=[^&\s'\"]+"), r"\1=***"),
+    (re.compile(r"(?i)\b(AccountKey|SharedAccessSignature|SharedAccessKey|password)=[^;&\s'\"]+"), r"\1=***"),
+    (re.compile(r"(?i)\b(authorization['\"]?\s*[:=]\s*['\"]?)[^'\"\n,}]+"), r"\1***"),
+    (re.compile(r"(?i)(\"private_key\"\s*:\s*\")[^\"]+"), r"\1***"),
+    (re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?-----END [A-Z ]*PRIVATE KEY-----"), "***"),
+]
+MASK = "***"
+
+
+def redact(text: str, secrets: Iterable[str] = ()) -> str:
+    """Return ``text`` with known secret values and credential-shaped fragments masked."""
+    for value in sorted({s for s in secrets if s and len(s) >= 4}, key=len, reverse=True):
+        text = text.replace(value, MASK)
+    for pattern, replacement in _SECRET_PATTERNS:
+        text = pattern.sub(replacement, text)
+    return text
+
+
+def one_line(text: str, limit: int = 400) -> str:
+    """Collapse a (library) message to one readable line."""
+    line = " ".join(str(text).split())
+    return line if len(line) <= limit else line[: limit - 1] + "…"
+
+
+class MLAnalyticsError(Exception):
+    """Base of every error this project raises on purpose."""
+
+    exit_code = EXIT_FAILED
+
+
+class UsageError(MLAnalyticsError):
+    """The command line asked for something that cannot be done (unknown section, bad path)."""
+
+    exit_code = EXIT_USAGE
+
+
+class ConfigError(UsageError):
+    """The configuration is unreadable, incomplete or inconsistent. Names file, section and key."""
+
+    def __init__(self, message: str, *, path: str | None = None, section: str | None = None, key: str | None = None):
+        where = []
+        if path:
+            where.append(str(path))
+        if section:
+            where.append(f"[{section}]" + (f" {key}" if key else ""))
+        prefix = ": ".join(where)
+        super().__init__(f"{prefix}: {message}" if prefix else message)
+        self.path, self.section, self.key, self.detail = path, section, key, message
+
+
+class ProviderNotInstalledError(ConfigError):
+    """A configured provider needs an optional extra that is not installed."""
+
+
+class InvalidKeyError(UsageError):
+    """An object key (bucketPath + fileName) breaks the key rule."""
+
+
+class LocalFileError(UsageError):
+    """A local path to upload is missing, unreadable, or not a regular file."""
+
+
+class StorageError(MLAnalyticsError):
+    """A store refused or failed an operation. ``kind`` is one short, stable word."""
+
+    kind = "storage"
+    retryable = False
+
+    def __init__(self, message: str, *, provider: str = "", bucket: str = "", key: str = ""):
+        where = provider + (f" bucket '{bucket}'" if bucket else "") + (f" key '{key}'" if key else "")
+        super().__init__(f"{where}: {message}" if where else message)
+        self.provider, self.bucket, self.key = provider, bucket, key
+
+
+class AuthenticationError(StorageError):
+    kind = "authentication"
+
+
+class PermissionDeniedError(StorageError):
+    kind = "permission"
+
+
+class BucketNotFoundError(StorageError):
+    kind = "bucket-not-found"
+
+
+class ObjectNotFoundError(StorageError):
+    kind = "not-found"
+
+
+class NetworkError(StorageError):
+    kind = "network"
+    retryable = True
+
+
+class TransientError(StorageError):
+    kind = "transient"
+    retryable = True
+
+
+class IntegrityError(StorageError):
+    """What was stored does not match what was read, or the source changed while it was read."""
+
+    kind = "integrity"
+
+
+class UploadFailedError(MLAnalyticsError):
+    """Raised by MultiCloud after trying every provider when at least one failed."""
+
+    def __init__(self, results):
+        self.results = list(results)
+        failed = [r for r in self.results if r.status == "failed"]
+        lines = "; ".join(f"{r.provider} {r.key}: {r.error}" for r in failed[:5])
+        more = f" (+{len(failed) - 5} more)" if len(failed) > 5 else ""
+        super().__init__(f"{len(failed)} of {len(self.results)} uploads failed: {lines}{more}")

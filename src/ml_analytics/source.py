@@ -1,0 +1,158 @@
+"""Local files to upload: validation, reading, hashing and change detection.
+
+Every provider reads its input through :class:`SourceFile`, so every provider refuses the same
+bad inputs (missing path, directory, FIFO, dangling symlink, unreadable file) with the same
+one-line message, computes the same MD5, and notices a file that changes while it is read
+(size or modification time differ before and after): such a file is never stored torn.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import stat
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import IntegrityError, LocalFileError
+
+READ_BLOCK = 8 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Fingerprint:
+    size: int
+    mtime_ns: int
+    inode: int
+
+
+def _fingerprint(st: os.stat_result) -> Fingerprint:
+    return Fingerprint(st.st_size, st.st_mtime_ns, st.st_ino)
+
+
+def check_regular_file(path: str | os.PathLike) -> os.stat_result:
+    """Stat ``path`` and refuse anything that is not a readable regular file, naming it."""
+    p = str(path)
+    try:
+        st = os.stat(p)
+    except FileNotFoundError:
+        if os.path.islink(p):
+            raise LocalFileError(f"{p}: dangling symbolic link (its target does not exist)") from None
+        raise LocalFileError(f"{p}: no such file") from None
+    except NotADirectoryError:
+        raise LocalFileError(f"{p}: a parent of this path is not a directory") from None
+    except PermissionError:
+        raise LocalFileError(f"{p}: permission denied") from None
+    except OSError as e:
+        raise LocalFileError(f"{p}: {e.strerror}") from None
+    if stat.S_ISDIR(st.st_mode):
+        raise LocalFileError(f"{p}: is a directory, expected a file")
+    if stat.S_ISFIFO(st.st_mode):
+        raise LocalFileError(f"{p}: is a FIFO (named pipe), not a regular file")
+    if not stat.S_ISREG(st.st_mode):
+        raise LocalFileError(f"{p}: is not a regular file")
+    if not os.access(p, os.R_OK):
+        raise LocalFileError(f"{p}: permission denied")
+    return st
+
+
+class SourceFile:
+    """One local file, checked on construction, read once with its MD5 computed on the way."""
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+        st = check_regular_file(self.path)
+        self.size = st.st_size
+        self._before = _fingerprint(st)
+        self._md5 = hashlib.md5()
+        self.bytes_read = 0
+
+    @property
+    def md5(self) -> str:
+        return self._md5.hexdigest()
+
+    def _open(self):
+        try:
+            return open(self.path, "rb")
+        except PermissionError:
+            raise LocalFileError(f"{self.path}: permission denied") from None
+        except OSError as e:
+            raise LocalFileError(f"{self.path}: {e.strerror}") from None
+
+    def _verify_unchanged(self, fh) -> None:
+        try:
+            now = _fingerprint(os.fstat(fh.fileno()))
+            on_disk = _fingerprint(os.stat(self.path))
+        except OSError:
+            raise IntegrityError(f"{self.path}: file disappeared while it was read") from None
+        if now != self._before or on_disk != self._before or self.bytes_read != self._before.size:
+            raise IntegrityError(
+                f"{self.path}: file changed while it was read ({self._before.size} bytes before, "
+                f"{on_disk.size} after, {self.bytes_read} read); not stored")
+
+    def read_all(self) -> bytes:
+        """The whole content (for small files), verified unchanged."""
+        with self._open() as fh:
+            data = fh.read()
+            self.bytes_read = len(data)
+            self._md5.update(data)
+            self._verify_unchanged(fh)
+        return data
+
+    def chunks(self, size: int = READ_BLOCK) -> Iterator[bytes]:
+        """Yield the content in blocks; raises IntegrityError at the end if the file changed."""
+        with self._open() as fh:
+            while True:
+                block = fh.read(size)
+                if not block:
+                    break
+                self.bytes_read += len(block)
+                if self.bytes_read > self._before.size:
+                    raise IntegrityError(f"{self.path}: file grew while it was read; not stored")
+                self._md5.update(block)
+                yield block
+            self._verify_unchanged(fh)
+
+    def reader(self) -> "_Reader":
+        """A file-like object for SDKs that want ``read(n)``: hashes as it goes, checks at EOF."""
+        return _Reader(self)
+
+
+class _Reader(io.RawIOBase):
+    def __init__(self, src: SourceFile):
+        super().__init__()
+        self._src = src
+        self._fh = src._open()
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, n: int = -1) -> bytes:
+        block = self._fh.read() if n is None or n < 0 else self._fh.read(n)
+        if block:
+            self._src.bytes_read += len(block)
+            if self._src.bytes_read > self._src._before.size:
+                raise IntegrityError(f"{self._src.path}: file grew while it was read; not stored")
+            self._src._md5.update(block)
+        elif n != 0:
+            self._src._verify_unchanged(self._fh)
+        return block
+
+    def readinto(self, buffer) -> int:
+        block = self.read(len(buffer))
+        buffer[: len(block)] = block
+        return len(block)
+
+    def close(self) -> None:
+        self._fh.close()
+        super().close()
+
+
+def file_md5(path: str | os.PathLike) -> str:
+    """MD5 hex digest of a file, read in blocks."""
+    src = SourceFile(path)
+    for _ in src.chunks():
+        pass
+    return src.md5

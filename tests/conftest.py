@@ -1,0 +1,60 @@
+"""Shared fixtures: a CLI runner in a subprocess and a scratch working folder."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+EXAMPLE_DATA = REPO / "examples" / "data"
+
+
+@dataclass
+class Run:
+    code: int
+    out: str
+    err: str
+
+    @property
+    def json(self):
+        return json.loads(self.out)
+
+    @property
+    def text(self) -> str:
+        return self.out + self.err
+
+
+def run_cli(*args, cwd=None, env=None, timeout=300, input=None) -> Run:
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("ML_ANALYTICS_")}
+    full_env.update(env or {})
+    proc = subprocess.run([sys.executable, "-m", "ml_analytics", *map(str, args)], cwd=cwd, env=full_env,
+                          capture_output=True, text=True, timeout=timeout, input=input)
+    return Run(proc.returncode, proc.stdout, proc.stderr)
+
+
+@pytest.fixture
+def cli(tmp_path):
+    """Run ``ml-analytics`` in a subprocess with ``tmp_path`` as the working folder."""
+
+    def _run(*args, **kw):
+        kw.setdefault("cwd", tmp_path)
+        return run_cli(*args, **kw)
+
+    return _run
+
+
+@pytest.fixture
+def write_config(tmp_path):
+    def _write(text: str, name: str = "config.ini", mode: int = 0o600) -> Path:
+        p = tmp_path / name
+        p.write_text(text)
+        p.chmod(mode)
+        return p
+
+    return _write

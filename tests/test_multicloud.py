@@ -1,0 +1,70 @@
+import pytest
+
+from ml_analytics.cloud_storage import MultiCloud
+from ml_analytics.errors import ConfigError, LocalFileError, UploadFailedError
+
+
+def two_locals(tmp_path, second_create="true"):
+    from ml_analytics.cloud_storage.local import Local
+
+    class Local2(Local):
+        section = "LOCAL2"
+
+    p = tmp_path / "c.ini"
+    p.write_text(f"[LOCAL]\nroot = {tmp_path}/one\n[LOCAL2]\nroot = {tmp_path}/two\ncreate_bucket = {second_create}\n"
+                 "[COMMON]\nconcurrency = 3\n[DRUID]\nbatch_url =\n")
+    return p, Local2
+
+
+@pytest.fixture
+def cleanup_registry():
+    from ml_analytics.cloud_storage import registry
+
+    yield
+    registry.unregister("LOCAL2")
+
+
+def test_fans_out_to_every_configured_section(tmp_path, cleanup_registry):
+    cfg, _ = two_locals(tmp_path)
+    (tmp_path / "f.json").write_text("{}\n")
+    mc = MultiCloud(cfg)
+    assert mc.sections == ["LOCAL", "LOCAL2"] and mc.concurrency == 3
+    results = mc.upload_to_cloud("p", str(tmp_path), "f.json")
+    assert {r.provider for r in results} == {"LOCAL", "LOCAL2"}
+    assert (tmp_path / "one/ml-analytics/p/f.json").exists() and (tmp_path / "two/ml-analytics/p/f.json").exists()
+
+
+def test_one_failing_provider_does_not_stop_the_others(tmp_path, cleanup_registry):
+    cfg, _ = two_locals(tmp_path, second_create="false")
+    (tmp_path / "f.json").write_text("{}\n")
+    with pytest.raises(UploadFailedError) as e:
+        MultiCloud(cfg).upload_to_cloud("p", str(tmp_path), "f.json")
+    by = {r.provider: r for r in e.value.results}
+    assert by["LOCAL"].status == "uploaded" and by["LOCAL2"].status == "failed"
+    assert "LOCAL2 bucket 'ml-analytics'" in str(e.value)
+    assert (tmp_path / "one/ml-analytics/p/f.json").exists()
+
+
+def test_sections_filter_and_errors(tmp_path, cleanup_registry):
+    cfg, _ = two_locals(tmp_path)
+    assert MultiCloud(cfg, sections=["local2"]).sections == ["LOCAL2"]
+    only_common = tmp_path / "x.ini"
+    only_common.write_text("[COMMON]\nx = 1\n")
+    with pytest.raises(ConfigError, match="no storage provider configured"):
+        MultiCloud(only_common)
+    with pytest.raises(LocalFileError):
+        MultiCloud(cfg).upload_to_cloud("p", str(tmp_path), "missing.json")
+
+
+def test_batch_upload_refuses_bad_input_before_uploading_anything(tmp_path):
+    import os
+
+    d = tmp_path / "d"
+    d.mkdir()
+    (d / "good.json").write_text("{}")
+    os.mkfifo(d / "pipe")
+    cfg = tmp_path / "c.ini"
+    cfg.write_text(f"[LOCAL]\nroot = {tmp_path}/s\n")
+    with pytest.raises(LocalFileError, match="FIFO"):
+        MultiCloud(cfg).upload([d], "p")
+    assert not (tmp_path / "s").exists()
