@@ -58,3 +58,37 @@ def write_config(tmp_path):
         return p
 
     return _write
+
+
+# -- real storage servers, one per session ------------------------------------------------------
+@pytest.fixture(scope="session")
+def seaweed():
+    from ml_analytics.testing.servers import SeaweedFS
+
+    server = SeaweedFS().start()
+    yield server
+    server.cleanup()
+
+
+@pytest.fixture(scope="session")
+def azurite():
+    from ml_analytics.testing.servers import Azurite
+
+    server = Azurite().start()
+    yield server
+    server.cleanup()
+
+
+@pytest.fixture(scope="session")
+def fake_gcs():
+    from ml_analytics.testing.servers import FakeGCS
+
+    server = FakeGCS().start()
+    yield server
+    server.cleanup()
+
+
+def fresh_name(prefix: str = "b") -> str:
+    import uuid
+
+    return f"{prefix}-{uuid.uuid4().hex[:12]}"

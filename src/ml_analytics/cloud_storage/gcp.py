@@ -19,6 +19,7 @@ import base64
 import json
 import logging
 import os
+import socket
 from collections.abc import Iterator
 from typing import Any
 
@@ -156,7 +157,7 @@ class GCP(CloudProvider):
             return IntegrityError(f"checksum mismatch ({summary})", **kw)
         if isinstance(exc, (gexc.ServerError, gexc.TooManyRequests)):
             return TransientError(f"store kept failing after retries ({summary})", **kw)
-        if isinstance(exc, (ConnectionError, OSError)) or "Connection" in type(exc).__name__ \
+        if isinstance(exc, (ConnectionError, TimeoutError, socket.gaierror)) or "Connection" in type(exc).__name__ \
                 or type(exc).__module__.startswith(("requests", "urllib3")):
             return NetworkError(f"cannot reach {self.endpoint_url or 'storage.googleapis.com'} ({summary})", **kw)
         return StorageError(summary, **kw)
@@ -172,8 +173,12 @@ class GCP(CloudProvider):
                 blob.upload_from_string(data, content_type="application/octet-stream", checksum="md5",
                                         retry=self.retry.google_retry(), timeout=self.retry.request_timeout)
             else:
-                with src.reader() as stream:
-                    blob.upload_from_file(stream, size=src.size, content_type="application/octet-stream",
+                # Resumable upload: the SDK needs a seekable file to rewind on retries, so hash first
+                # and compare the stored MD5 with that hash afterwards (a file changed meanwhile fails).
+                for _ in src.chunks():
+                    pass
+                with open(path, "rb") as fh:
+                    blob.upload_from_file(fh, size=src.size, content_type="application/octet-stream",
                                           checksum="md5", retry=self.retry.google_retry(),
                                           timeout=self.retry.request_timeout)
         except MLAnalyticsError:

@@ -145,13 +145,13 @@ class MSAzure(CloudProvider):
                 data = src.read_all()
                 md5 = src.md5
                 settings = ContentSettings(content_md5=bytearray(bytes.fromhex(md5)))
-                result = self.container.upload_blob(key, data, length=len(data), overwrite=True,
+                result = self.container.get_blob_client(key).upload_blob(data, length=len(data), overwrite=True,
                                                     validate_content=True, content_settings=settings)
             else:
                 md5 = file_md5(path)  # the blob-level MD5 must be known before the commit
                 settings = ContentSettings(content_md5=bytearray(bytes.fromhex(md5)))
                 with src.reader() as stream:
-                    result = self.container.upload_blob(key, stream, length=src.size, overwrite=True,
+                    result = self.container.get_blob_client(key).upload_blob(stream, length=src.size, overwrite=True,
                                                         validate_content=True, content_settings=settings,
                                                         max_concurrency=self.max_concurrency)
                 if src.md5 != md5:

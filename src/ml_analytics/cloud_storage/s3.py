@@ -121,8 +121,11 @@ class S3(CloudProvider):
         self.bucket = bucketName
         self.region = regionName or "us-east-1"
         self.endpoint_url = endpoint_url.rstrip("/") if endpoint_url else None
-        self.virtual_hosted_style = (virtualHostedStyle if virtualHostedStyle is not None and
-                                     self.quirks.addressing_configurable else self.quirks.virtual_hosted_style)
+        if virtualHostedStyle is not None and self.quirks.addressing_configurable:
+            self.virtual_hosted_style = virtualHostedStyle
+        else:  # AWS's virtual-hosted default applies to AWS's own endpoints, not to a custom endpoint_url
+            self.virtual_hosted_style = self.quirks.virtual_hosted_style and not (
+                endpoint_url and not self.quirks.endpoint_required and self.quirks.addressing_configurable)
         self.part_size = partSizeMiB * MiB
         self.part_concurrency = max(1, partConcurrency)
         self.verify_tls = verifyTls

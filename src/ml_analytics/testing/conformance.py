@@ -1,0 +1,184 @@
+"""The provider conformance suite: the checks every built-in provider passes, for any provider.
+
+Use it from pytest by subclassing :class:`ProviderConformance` in a test module and providing
+fixtures::
+
+    from ml_analytics.testing.conformance import ProviderConformance
+
+    class TestMyCloud(ProviderConformance):
+        @pytest.fixture
+        def provider(self):            # a provider on a fresh, empty bucket
+            return MyCloud(bucketName=..., ...)
+
+        @pytest.fixture
+        def read_back(self):           # reads an object with the cloud's own SDK, not the provider
+            return lambda key: my_sdk_get(key)
+
+Optional fixtures enable more checks (each test skips when its fixture is absent):
+``wrong_credentials_provider`` (expects AuthenticationError), ``missing_bucket_provider``
+(expects BucketNotFoundError), ``corrupting_provider`` (traffic passes a proxy that flips a
+byte of every upload body: the store must reject it, nothing may be stored), and
+``config_text`` (a config.ini section for MultiCloud fan-out through the seed's API).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+import pytest
+
+from ..cloud_storage.base import CloudProvider
+from ..errors import AuthenticationError, BucketNotFoundError, MLAnalyticsError, StorageError
+
+MiB = 1024 * 1024
+
+
+def _write(path: Path, data: bytes) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    return path
+
+
+def _fixture(request, name):
+    try:
+        return request.getfixturevalue(name)
+    except pytest.FixtureLookupError:
+        pytest.skip(f"no {name} fixture for this provider")
+
+
+class ProviderConformance:
+    """Checks of the provider contract. Subclass and provide ``provider`` and ``read_back``."""
+
+    big_size = 64 * MiB
+
+    # -- uploads ---------------------------------------------------------------------------------
+    def test_small_file_round_trip(self, provider: CloudProvider, read_back, tmp_path):
+        data = b'{"project_id": 1, "status": "submitted"}\n' * 100
+        f = _write(tmp_path / "sl_projects.json", data)
+        stored = provider.put_file(f, "projects/sl_projects.json")
+        assert stored.key == "projects/sl_projects.json"
+        assert stored.bytes == len(data)
+        assert stored.md5 == hashlib.md5(data).hexdigest()
+        assert stored.provider == provider.section
+        assert read_back("projects/sl_projects.json") == data
+
+    def test_big_file_multipart_round_trip(self, provider, read_back, tmp_path):
+        block = os.urandom(MiB)
+        data = b"".join(bytes([i % 251]) + block[1:] for i in range(self.big_size // MiB)) + b"tail"
+        f = _write(tmp_path / "big.json", data)
+        stored = provider.put_file(f, "big/big.json")
+        assert stored.bytes == len(data) and stored.md5 == hashlib.md5(data).hexdigest()
+        got = read_back("big/big.json")
+        assert len(got) == len(data) and hashlib.md5(got).hexdigest() == stored.md5
+
+    def test_empty_file(self, provider, read_back, tmp_path):
+        f = _write(tmp_path / "empty.json", b"")
+        stored = provider.put_file(f, "e/empty.json")
+        assert stored.bytes == 0 and stored.md5 == hashlib.md5(b"").hexdigest()
+        assert read_back("e/empty.json") == b""
+        assert provider.stat("e/empty.json").size == 0
+
+    def test_unicode_and_nested_keys(self, provider, read_back, tmp_path):
+        key = "programs/ಕರ್ನಾಟಕ/データ/deep/er/sl projects (1).json"
+        f = _write(tmp_path / "u.json", b"unicode\n")
+        stored = provider.put_file(f, key)
+        assert stored.key == key
+        assert read_back(key) == b"unicode\n"
+        assert [o.key for o in provider.list("programs")] == [key]
+
+    def test_overwrite(self, provider, read_back, tmp_path):
+        f = _write(tmp_path / "o.json", b"first version\n")
+        provider.put_file(f, "o.json")
+        f.write_bytes(b"second\n")
+        stored = provider.put_file(f, "o.json")
+        assert read_back("o.json") == b"second\n"
+        assert stored.bytes == 7
+        assert provider.stat("o.json").size == 7
+
+    def test_seed_upload_files(self, provider, read_back, tmp_path):
+        _write(tmp_path / "out" / "observation_status.json", b'{"a": 1}\n')
+        stored = provider.upload_files(bucketPath="/reports//2026/", localPath=str(tmp_path / "out"),
+                                       fileName="observation_status.json")
+        assert stored.key == "reports/2026/observation_status.json"
+        assert read_back("reports/2026/observation_status.json") == b'{"a": 1}\n'
+
+    # -- what the store says ------------------------------------------------------------------------
+    def test_uri_names_the_object(self, provider, tmp_path):
+        stored = provider.put_file(_write(tmp_path / "x.json", b"x"), "a/b/x.json")
+        assert stored.uri == provider.uri("a/b/x.json")
+        assert stored.uri.endswith("a/b/x.json")
+        scheme = stored.uri.split("://", 1)[0]
+        assert scheme and scheme == provider.uri_scheme
+
+    def test_stat_list_delete(self, provider, tmp_path):
+        assert provider.stat("nope/missing.json") is None
+        for name in ("p/a.json", "p/sub/b.json", "q/c.json", "p2/d.json"):
+            provider.put_file(_write(tmp_path / "f", name.encode()), name)
+        assert sorted(o.key for o in provider.list("p")) == ["p/a.json", "p/sub/b.json"]
+        assert sorted(o.key for o in provider.list("")) == ["p/a.json", "p/sub/b.json", "p2/d.json", "q/c.json"]
+        info = provider.stat("p/sub/b.json")
+        assert info.size == len(b"p/sub/b.json")
+        provider.delete("p/a.json")
+        provider.delete("p/a.json")  # deleting twice is not an error
+        assert provider.stat("p/a.json") is None
+        assert sorted(o.key for o in provider.list("p")) == ["p/sub/b.json"]
+
+    def test_skip_unchanged_detects_same_and_changed(self, provider, tmp_path):
+        from ..sync import is_unchanged
+        from ..transfer import PlannedFile
+
+        f = _write(tmp_path / "s.json", os.urandom(1000))
+        provider.put_file(f, "s.json")
+        item = PlannedFile(f, "s.json", f.stat().st_size)
+        assert is_unchanged(provider, item)
+        f.write_bytes(os.urandom(1000))  # same size, other content
+        assert not is_unchanged(provider, item)
+        assert not is_unchanged(provider, PlannedFile(f, "absent.json", 1000))
+
+    def test_check_probe_leaves_nothing(self, provider):
+        message = provider.check()
+        assert isinstance(message, str) and message
+        assert list(provider.list("")) == []
+
+    def test_repr_holds_no_secret(self, provider):
+        text = repr(provider) + str(vars(provider).get("bucket"))
+        for secret in provider.secrets:
+            assert secret not in text
+
+    # -- failures ---------------------------------------------------------------------------------------
+    def test_wrong_credentials_are_a_typed_error(self, request, tmp_path):
+        bad = _fixture(request, "wrong_credentials_provider")
+        with pytest.raises(AuthenticationError) as e:
+            bad.put_file(_write(tmp_path / "x", b"x"), "x")
+        assert bad.section in str(e.value) and bad.bucket in str(e.value)
+        for secret in bad.secrets:
+            assert secret not in str(e.value)
+
+    def test_missing_bucket_is_a_typed_error(self, request, tmp_path):
+        missing = _fixture(request, "missing_bucket_provider")
+        with pytest.raises(BucketNotFoundError) as e:
+            missing.put_file(_write(tmp_path / "x", b"x"), "x")
+        assert missing.bucket in str(e.value)
+
+    def test_corrupted_body_is_rejected_by_the_store(self, request, provider, tmp_path):
+        corrupting = _fixture(request, "corrupting_provider")
+        f = _write(tmp_path / "c.json", b'{"row": 1}\n' * 50)
+        with pytest.raises(StorageError):
+            corrupting.put_file(f, "corrupt/c.json")
+        assert provider.stat("corrupt/c.json") is None  # nothing stored under the key
+
+    def test_multicloud_seed_api(self, request, provider, read_back, tmp_path):
+        config_text = _fixture(request, "config_text")
+        from ..cloud_storage.cloud import MultiCloud
+
+        cfg = _write(tmp_path / "config.ini", config_text.encode())
+        _write(tmp_path / "out" / "sl_projects.json", b'{"x": 1}\n')
+        results = MultiCloud(cfg).upload_to_cloud(blob_Path="projects", local_Path=str(tmp_path / "out"),
+                                                  file_Name="sl_projects.json")
+        assert [(r.provider, r.status) for r in results] == [(provider.section, "uploaded")]
+        assert read_back("projects/sl_projects.json") == b'{"x": 1}\n'
+
+
+__all__ = ["ProviderConformance", "MLAnalyticsError"]

@@ -1,0 +1,215 @@
+"""The conformance suite, run against every built-in provider on a real local server."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import fresh_name
+
+from ml_analytics.cloud_storage.aws import AWS
+from ml_analytics.cloud_storage.gcp import GCP
+from ml_analytics.cloud_storage.local import Local
+from ml_analytics.cloud_storage.ms_azure import MSAzure
+from ml_analytics.cloud_storage.oracle import Oracle
+from ml_analytics.cloud_storage.s3 import S3
+from ml_analytics.retry import RetryPolicy
+from ml_analytics.testing.conformance import ProviderConformance
+from ml_analytics.testing.proxy import FaultProxy
+from ml_analytics.testing.servers import AZURITE_ACCOUNT, AZURITE_KEY
+
+FAST_FAIL = RetryPolicy(max_retries=1, initial_backoff=0.01, max_backoff=0.05, total_timeout=5)
+
+
+def _corrupt_uploads(req):
+    return ("corrupt",) if req.method in ("PUT", "POST") and len(req.body) > 0 else None
+
+
+@pytest.fixture
+def corrupting_proxy_factory():
+    proxies = []
+
+    def make(port):
+        proxy = FaultProxy(port, _corrupt_uploads)
+        proxies.append(proxy)
+        return proxy
+
+    yield make
+    for p in proxies:
+        p.close()
+
+
+class TestLocal(ProviderConformance):
+    @pytest.fixture
+    def provider(self, tmp_path):
+        return Local(root=str(tmp_path / "store"), bucketName="bkt")
+
+    @pytest.fixture
+    def read_back(self, tmp_path):
+        return lambda key: (tmp_path / "store" / "bkt" / key).read_bytes()
+
+    @pytest.fixture
+    def missing_bucket_provider(self, tmp_path):
+        return Local(root=str(tmp_path / "none"), bucketName="absent", createBucket=False)
+
+    @pytest.fixture
+    def config_text(self, tmp_path):
+        return f"[LOCAL]\nroot = {tmp_path / 'store'}\nbucket_name = bkt\n"
+
+
+class _S3Family(ProviderConformance):
+    cls = S3
+    section = "S3"
+
+    def make(self, seaweed, bucket, endpoint=None, secret=None, **kw):
+        args = dict(accessKey=seaweed.access_key, secretAccessKey=secret or seaweed.secret_key,
+                    regionName="us-east-1", bucketName=bucket, endpoint_url=endpoint or seaweed.endpoint,
+                    retry=FAST_FAIL, **kw)
+        return self.cls(**args)
+
+    @pytest.fixture
+    def bucket(self, seaweed):
+        return seaweed.create_bucket(fresh_name())
+
+    @pytest.fixture
+    def provider(self, seaweed, bucket):
+        return self.make(seaweed, bucket)
+
+    @pytest.fixture
+    def read_back(self, seaweed, bucket):
+        client = seaweed.boto3_client()
+        return lambda key: client.get_object(Bucket=bucket, Key=key)["Body"].read()
+
+    @pytest.fixture
+    def wrong_credentials_provider(self, seaweed, bucket):
+        return self.make(seaweed, bucket, secret="PLANTED-wrong-secret-value")
+
+    @pytest.fixture
+    def missing_bucket_provider(self, seaweed):
+        return self.make(seaweed, fresh_name("missing"))
+
+    @pytest.fixture
+    def corrupting_provider(self, seaweed, bucket, corrupting_proxy_factory):
+        return self.make(seaweed, bucket, endpoint=corrupting_proxy_factory(seaweed.port).endpoint)
+
+    @pytest.fixture
+    def config_text(self, seaweed, bucket):
+        return (f"[{self.section}]\nendpoint_url = {seaweed.endpoint}\naccess_key = {seaweed.access_key}\n"
+                f"secret_access_key = {seaweed.secret_key}\nregion_name = us-east-1\nbucket_name = {bucket}\n"
+                "[COMMON]\nmax_retries = 1\n")
+
+
+class TestS3(_S3Family):
+    pass
+
+
+class TestAWS(_S3Family):
+    cls = AWS
+    section = "AWS"
+
+
+class TestOracle(_S3Family):
+    cls = Oracle
+    section = "ORACLE"
+
+
+class _AzureBase(ProviderConformance):
+    def credentials(self, azurite, container) -> dict:
+        raise NotImplementedError
+
+    def make(self, azurite, container, **override):
+        args = dict(accountName=AZURITE_ACCOUNT, containerName=container, endpoint_url=azurite.endpoint,
+                    retry=FAST_FAIL)
+        args.update(self.credentials(azurite, container))
+        args.update(override)
+        return MSAzure(**args)
+
+    @pytest.fixture
+    def container(self, azurite):
+        return azurite.create_container(fresh_name())
+
+    @pytest.fixture
+    def provider(self, azurite, container):
+        return self.make(azurite, container)
+
+    @pytest.fixture
+    def read_back(self, azurite, container):
+        client = azurite.service_client().get_container_client(container)
+        return lambda key: client.download_blob(key).readall()
+
+    @pytest.fixture
+    def missing_bucket_provider(self, azurite):
+        return self.make(azurite, fresh_name("missing"))
+
+    @pytest.fixture
+    def corrupting_provider(self, azurite, container, corrupting_proxy_factory):
+        proxy = corrupting_proxy_factory(azurite.port)
+        return self.make(azurite, container, endpoint_url=f"{proxy.endpoint}/{AZURITE_ACCOUNT}")
+
+
+class TestAzureKey(_AzureBase):
+    def credentials(self, azurite, container):
+        return {"accountKey": AZURITE_KEY}
+
+    @pytest.fixture
+    def wrong_credentials_provider(self, azurite, container):
+        import base64
+
+        return self.make(azurite, container, accountKey=base64.b64encode(b"PLANTED-wrong-key" * 4).decode())
+
+    @pytest.fixture
+    def config_text(self, azurite, container):
+        return (f"[AZURE]\naccount_name = {AZURITE_ACCOUNT}\ncontainer_name = {container}\n"
+                f"account_key = {AZURITE_KEY}\nsas_token =\nendpoint_url = {azurite.endpoint}\n")
+
+
+def _account_sas(key: str = AZURITE_KEY) -> str:
+    from datetime import datetime, timedelta, timezone
+
+    from azure.storage.blob import AccountSasPermissions, ResourceTypes, generate_account_sas
+
+    return generate_account_sas(AZURITE_ACCOUNT, key, ResourceTypes(service=True, container=True, object=True),
+                                AccountSasPermissions(read=True, write=True, delete=True, list=True, create=True,
+                                                      add=True), datetime.now(timezone.utc) + timedelta(hours=1))
+
+
+class TestAzureSAS(_AzureBase):
+    def credentials(self, azurite, container):
+        return {"sasToken": _account_sas()}
+
+    @pytest.fixture
+    def wrong_credentials_provider(self, azurite, container):
+        import base64
+
+        return self.make(azurite, container, sasToken=_account_sas(base64.b64encode(b"PLANTED-other" * 5).decode()))
+
+    @pytest.fixture
+    def config_text(self, azurite, container):
+        return (f"[AZURE]\naccount_name = {AZURITE_ACCOUNT}\ncontainer_name = {container}\naccount_key =\n"
+                f"sas_token = {_account_sas()}\nendpoint_url = {azurite.endpoint}\n")
+
+
+class TestGCP(ProviderConformance):
+    @pytest.fixture
+    def bucket(self, fake_gcs):
+        return fake_gcs.create_bucket(fresh_name())
+
+    @pytest.fixture
+    def provider(self, fake_gcs, bucket):
+        return GCP(bucketName=bucket, endpoint_url=fake_gcs.endpoint, retry=FAST_FAIL)
+
+    @pytest.fixture
+    def read_back(self, fake_gcs, bucket):
+        b = fake_gcs.client().bucket(bucket)
+        return lambda key: b.blob(key).download_as_bytes()
+
+    @pytest.fixture
+    def missing_bucket_provider(self, fake_gcs):
+        return GCP(bucketName=fresh_name("missing"), endpoint_url=fake_gcs.endpoint, retry=FAST_FAIL)
+
+    @pytest.fixture
+    def corrupting_provider(self, fake_gcs, bucket, corrupting_proxy_factory):
+        proxy = corrupting_proxy_factory(fake_gcs.port)
+        return GCP(bucketName=bucket, endpoint_url=proxy.endpoint, retry=FAST_FAIL)
+
+    @pytest.fixture
+    def config_text(self, fake_gcs, bucket):
+        return f"[GCP]\nsecret_data =\nbucket_name = {bucket}\nendpoint_url = {fake_gcs.endpoint}\n"
