@@ -38,7 +38,7 @@ EMBEDDED_NAME = "<embedded default>"
 COMMON_SECTION = "COMMON"
 DRUID_SECTION = "DRUID"
 
-_PLACEHOLDER = re.compile(r"\{\{.*?\}\}|\{\{|\}\}")
+_PLACEHOLDER = re.compile(r"\{\{.*?\}\}")  # Jinja-style; valid JSON never contains "{{"
 # Keys whose values are treated as secrets even when no provider declares them (defence in depth).
 _SECRET_NAME = re.compile(r"(?i)(secret|password|passwd|token|sas|account_key|access_key|connection_string|credential|private)")
 

@@ -184,6 +184,11 @@ class CloudProvider:
     def uri(self, key: str) -> str:
         return f"{self.uri_scheme}://{self.bucket}/{key}"
 
+    def key_for_uri(self, uri: str) -> str | None:
+        """The key of one of this provider's objects given its URI, or None if the URI is not ours."""
+        prefix = self.uri("_").rsplit("_", 1)[0]
+        return uri[len(prefix):] if uri.startswith(prefix) and len(uri) > len(prefix) else None
+
     def check(self) -> str:
         """Prove the bucket is reachable and writable: write, stat and delete a probe object."""
         key = f".ml-analytics-check/{uuid.uuid4().hex}"

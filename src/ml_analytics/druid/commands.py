@@ -1,0 +1,196 @@
+"""CLI commands for the Druid handoff: ``push``, ``ingest`` and ``druid status``."""
+
+from __future__ import annotations
+
+import sys
+import time
+
+import click
+
+from ..cli import EXIT_FAILED, EXIT_OK, Output, _load_multicloud, _output, _Progress, _summarise, cli, config_option
+from ..errors import UsageError
+
+
+def _options(f):
+    for decorator in reversed([
+        click.option("--spec", "spec_name", required=True, metavar="KEY_OR_FILE",
+                     help="[DRUID] key holding the task JSON (e.g. project_injestion_spec) or a JSON file."),
+        click.option("--ingest-from", metavar="SECTION", help="Provider Druid reads from (default: [DRUID] "
+                                                                "ingest_from, else the first uploaded to)."),
+        click.option("--append/--replace", "append", default=None,
+                     help="Append to the datasource, or replace it (default: as the spec says)."),
+        click.option("--wait/--no-wait", default=True, help="Wait for the task to finish (default: wait)."),
+        click.option("--timeout", type=float, default=None, help="Seconds to wait before shutting the task down."),
+        click.option("--input-source", type=click.Choice(["native", "http"]), default="native",
+                     help="native: the store's own input source; http: pre-signed URLs."),
+        click.option("--spec-out", type=click.Path(dir_okay=False), default=None,
+                     help="Where to write the task JSON (default druid-tasks/DATASOURCE.json)."),
+        click.option("--no-verify-rows", is_flag=True, help="Skip the SQL row count after SUCCESS."),
+        click.option("--json", "json_mode", is_flag=True, help="Print one JSON document."),
+        config_option,
+    ]):
+        f = decorator(f)
+    return f
+
+
+def _say_status(output: Output, json_mode: bool):
+    def update(st):
+        if json_mode:
+            return
+        hint = "  (no free worker? the task stays RUNNING until one takes it)" \
+            if st.runner_status in ("PENDING", "WAITING") else ""
+        output.err(f"druid: task {st.task} is {st.status}/{st.runner_status}{hint}")
+    return update
+
+
+def _hand_off(ctx, mc, output, provider, keys, local_files, *, spec_name, append, wait, timeout, input_source,
+              spec_out, no_verify_rows, json_mode):
+    from ..retry import RetryPolicy
+    from .handoff import DruidSettings, build_task, count_ndjson_rows, hand_off
+    from .spec import load_spec
+
+    settings = DruidSettings.from_config(mc.config)
+    output.add_secrets({settings.password} if settings.password else set())
+    spec, label = load_spec(spec_name, mc.config)
+    task = build_task(spec, provider, keys, append=append, azure_input_source=settings.azure_input_source,
+                      input_source=input_source, label=label)
+    expected = count_ndjson_rows(local_files) if local_files else None
+    return hand_off(task, settings, RetryPolicy.from_config(mc.config), spec_out=spec_out, wait=wait,
+                    timeout=timeout, verify_rows=not no_verify_rows, expected_rows=expected,
+                    on_update=_say_status(output, json_mode))
+
+
+def _report(ctx, output: Output, json_mode: bool, doc: dict, outcome, upload_ok: bool = True) -> None:
+    doc["druid"] = outcome.to_dict() if outcome else None
+    ok = upload_ok and (outcome is None or outcome.ok)
+    doc["ok"] = ok
+    if json_mode:
+        output.json(doc)
+    elif outcome is not None:
+        d = outcome
+        if d.status == "NOT_SUBMITTED":
+            output.out(f"druid: task JSON for '{d.datasource}' written to {d.spec_path} (input source "
+                       f"{d.input_source}); not submitted: no [DRUID] batch_url configured")
+        else:
+            rows = f", {d.rows} rows" if d.rows is not None else ""
+            expected = f" (expected {d.expected_rows})" if d.expected_rows is not None and d.rows is not None \
+                and d.rows != d.expected_rows else ""
+            line = f"druid: task {d.task} {d.status}{rows}{expected}; spec {d.spec_path}"
+            (output.out if outcome.ok else output.err)(line)
+            if d.errorMsg:
+                output.err(f"druid: {d.errorMsg}")
+    ctx.exit(EXIT_OK if ok else EXIT_FAILED)
+
+
+def _ingest_provider(mc, ingest_from: str | None, uploaded_sections):
+    from ..cloud_storage.registry import registry
+    from .handoff import DruidSettings
+
+    name = ingest_from or DruidSettings.from_config(mc.config).ingest_from
+    if name:
+        cls = registry.get(name)
+        match = next((s for s in mc.sections if s.upper() == cls.section), None)
+        if match is None:
+            raise UsageError(f"--ingest-from {name}: not among the providers uploaded to ({', '.join(mc.sections)})")
+        return match
+    return uploaded_sections[0]
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path())
+@click.option("--prefix", default="", help="Key prefix in the bucket.")
+@click.option("--to", "to", multiple=True, metavar="SECTION", help="Only these provider sections (repeatable).")
+@_options
+@click.pass_context
+def push(ctx, paths, prefix, to, spec_name, ingest_from, append, wait, timeout, input_source, spec_out, no_verify_rows,
+         json_mode, config_path):
+    """Upload, point the Druid spec at the uploaded files, submit, wait and verify."""
+    from ..transfer import plan_uploads
+
+    output = _output(ctx, json_mode)
+    started = time.monotonic()
+    mc = _load_multicloud(config_path, to, output)
+    with mc:
+        from .handoff import DruidSettings
+        from .spec import check_shape, load_spec
+
+        DruidSettings.from_config(mc.config)
+        check_shape(*load_spec(spec_name, mc.config))  # refuse a bad spec before uploading anything
+        planned = plan_uploads(paths, prefix)
+        providers = mc.providers()
+        section = _ingest_provider(mc, ingest_from, list(providers))
+        show = not json_mode and sys.stderr.isatty()
+        with _Progress(show, sum(p.size for p in planned) * len(providers), len(planned)) as progress:
+            results = mc.run(planned, on_result=progress.advance)
+        upload_ok = all(r.status != "failed" for r in results)
+        doc = {"results": [r.to_dict() for r in results]}
+        if not json_mode:
+            _summarise(output, results, time.monotonic() - started)
+        outcome = None
+        if upload_ok:
+            keys = [r.key for r in results if r.provider == section]
+            outcome = _hand_off(ctx, mc, output, providers[section], keys, [p.source for p in planned],
+                                spec_name=spec_name, append=append, wait=wait, timeout=timeout,
+                                input_source=input_source, spec_out=spec_out, no_verify_rows=no_verify_rows,
+                                json_mode=json_mode)
+        else:
+            output.err("druid: not submitted because some uploads failed")
+        _report(ctx, output, json_mode, doc, outcome, upload_ok)
+
+
+@cli.command()
+@click.option("--uri", "uris", multiple=True, required=True, help="An object already in storage (repeatable).")
+@_options
+@click.pass_context
+def ingest(ctx, uris, spec_name, ingest_from, append, wait, timeout, input_source, spec_out, no_verify_rows,
+           json_mode, config_path):
+    """Submit a Druid task for objects already in storage."""
+    output = _output(ctx, json_mode)
+    mc = _load_multicloud(config_path, [ingest_from] if ingest_from else None, output)
+    with mc:
+        provider = keys = None
+        for section, candidate in mc.providers().items():
+            found = [candidate.key_for_uri(u) for u in uris]
+            if all(found):
+                provider, keys = candidate, found
+                break
+        if provider is None:
+            raise UsageError(f"no configured provider holds {uris[0]}; known: "
+                             + ", ".join(p.uri('') for p in mc.providers().values()))
+        outcome = _hand_off(ctx, mc, output, provider, keys, [], spec_name=spec_name, append=append, wait=wait,
+                            timeout=timeout, input_source=input_source, spec_out=spec_out,
+                            no_verify_rows=no_verify_rows, json_mode=json_mode)
+        _report(ctx, output, json_mode, {}, outcome)
+
+
+@cli.group()
+def druid():
+    """Talk to Druid's Overlord."""
+
+
+@druid.command("status")
+@click.argument("task_id")
+@config_option
+@click.option("--json", "json_mode", is_flag=True, help="Print the status document.")
+@click.pass_context
+def druid_status(ctx, task_id, config_path, json_mode):
+    """Show a task's status."""
+    from ..cloud_storage.registry import registry
+    from ..config import Config
+    from ..retry import RetryPolicy
+    from .handoff import DruidSettings
+
+    output = _output(ctx, json_mode)
+    config = Config.load(config_path, known_sections=tuple(registry.sections()))
+    output.add_secrets(config.secrets(registry.secret_keys()))
+    client = DruidSettings.from_config(config).client(RetryPolicy.from_config(config))
+    if client is None:
+        raise UsageError(f"{config.path}: [DRUID] batch_url is not set")
+    st = client.status(task_id)
+    if json_mode:
+        output.json(st.raw)
+    else:
+        output.out(f"{st.task}: {st.status} (runner {st.runner_status})"
+                   + (f", {st.duration_ms} ms" if st.duration_ms and st.duration_ms > 0 else "")
+                   + (f": {st.error_msg}" if st.error_msg else ""))
+    ctx.exit(EXIT_OK if st.status != "FAILED" else EXIT_FAILED)

@@ -1,0 +1,210 @@
+"""A client of Druid's Overlord task API: submit, watch, shut down, and count rows through SQL.
+
+Follows Druid's documented API: ``POST /druid/indexer/v1/task`` answers ``{"task": id}``;
+``GET .../task/{id}/status`` answers ``status.statusCode`` of RUNNING, SUCCESS or FAILED, with
+``runnerStatusCode`` (WAITING, PENDING, RUNNING) telling whether a worker has it. A task stuck
+PENDING stays RUNNING forever, so waiting has its own deadline, after which the task is shut
+down. 503 with an empty body (this Overlord is not the leader) and connection errors are
+retried; an unknown task id is 404 on current Druid and 400 on older ones, treated alike.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import random
+import ssl
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from ..errors import MLAnalyticsError, NetworkError, StorageError, one_line, redact
+from ..retry import RetryPolicy
+
+log = logging.getLogger(__name__)
+TASK_PATH = "/druid/indexer/v1/task"
+
+
+class DruidError(MLAnalyticsError):
+    """Druid refused a request or could not be reached."""
+
+
+class DruidAuthError(DruidError):
+    exit_code = 2
+
+
+class TaskNotFound(DruidError):
+    pass
+
+
+@dataclass
+class TaskStatus:
+    task: str
+    status: str  # RUNNING | SUCCESS | FAILED
+    runner_status: str | None = None
+    error_msg: str | None = None
+    duration_ms: int | None = None
+    raw: dict = field(default_factory=dict)
+
+    @classmethod
+    def from_response(cls, doc: dict) -> "TaskStatus":
+        st = doc.get("status") or {}
+        return cls(task=doc.get("task") or st.get("id", ""), status=st.get("statusCode") or st.get("status", ""),
+                   runner_status=st.get("runnerStatusCode"), error_msg=st.get("errorMsg"),
+                   duration_ms=st.get("duration"), raw=doc)
+
+
+def druid_error_message(body: bytes) -> str:
+    """The readable part of a Druid error body (legacy {"error"} or druidException shape)."""
+    text = body.decode("utf-8", "replace").strip()
+    try:
+        doc = json.loads(text)
+    except json.JSONDecodeError:
+        return one_line(text, 500) or "(empty response)"
+    if isinstance(doc, dict):
+        for key in ("errorMessage", "error"):
+            if isinstance(doc.get(key), str) and doc[key] and doc[key] != "druidException":
+                return one_line(doc[key], 500)
+    return one_line(text, 500)
+
+
+class OverlordClient:
+    def __init__(self, batch_url: str, *, username: str | None = None, password: str | None = None,
+                 sql_url: str | None = None, retry: RetryPolicy | None = None, verify_tls: bool = True):
+        self.batch_url = batch_url.rstrip("/")
+        if not self.batch_url.endswith(TASK_PATH):
+            base = self.batch_url
+            self.batch_url = base + TASK_PATH
+        self.base = self.batch_url[: -len(TASK_PATH)]
+        self.sql_url = sql_url or f"{self.base}/druid/v2/sql"
+        self.retry = retry or RetryPolicy()
+        self._secret_password = password
+        self._auth = ("Basic " + base64.b64encode(f"{username}:{password}".encode()).decode()) if username else None
+        self._ssl = None
+        if not verify_tls:
+            log.warning("DRUID: TLS certificate verification is OFF (verify_tls = false)")
+            self._ssl = ssl._create_unverified_context()
+
+    @property
+    def secrets(self) -> set[str]:
+        return {s for s in (self._secret_password, self._auth) if s}
+
+    # -- HTTP -----------------------------------------------------------------------------------------
+    def _request(self, method: str, url: str, body: dict | None = None, *, retry_503: bool = True) -> tuple[int, bytes]:
+        data = json.dumps(body).encode() if body is not None else None
+        deadline = time.monotonic() + self.retry.total_timeout
+        attempt = 0
+        while True:
+            req = urllib.request.Request(url, data=data, method=method)
+            if data is not None:
+                req.add_header("Content-Type", "application/json")
+            if self._auth:
+                req.add_header("Authorization", self._auth)
+            try:
+                with urllib.request.urlopen(req, timeout=self.retry.request_timeout, context=self._ssl) as resp:
+                    return resp.status, resp.read()
+            except urllib.error.HTTPError as e:
+                status, payload = e.code, e.read()
+                if status == 503 and retry_503 and attempt < self.retry.max_retries and time.monotonic() < deadline:
+                    log.info("Druid answered 503 (not the leader?), retrying")
+                else:
+                    return status, payload
+            except (urllib.error.URLError, ConnectionError, TimeoutError, OSError) as e:
+                reason = getattr(e, "reason", e)
+                if attempt >= self.retry.max_retries or time.monotonic() >= deadline:
+                    raise NetworkError(f"DRUID: cannot reach {self.base} ({one_line(reason, 200)})") from None
+                log.info("Druid unreachable (%s), retrying", reason)
+            attempt += 1
+            time.sleep(min(self.retry.max_backoff, self.retry.initial_backoff * 2 ** attempt) * random.uniform(0.5, 1))
+
+    def _check_auth(self, status: int, payload: bytes) -> None:
+        if status == 401:
+            raise DruidAuthError(f"DRUID: {self.base} wants credentials (401): set [DRUID] username and password")
+        if status == 403:
+            raise DruidAuthError(f"DRUID: user is not allowed to do this (403): {druid_error_message(payload)}")
+
+    def _json(self, payload: bytes, what: str):
+        try:
+            return json.loads(payload)
+        except json.JSONDecodeError:
+            raise DruidError(f"DRUID: {what} answered with something that is not JSON: "
+                             f"{one_line(payload.decode('utf-8', 'replace'), 200)}") from None
+
+    # -- API --------------------------------------------------------------------------------------------
+    def submit(self, task: dict) -> str:
+        status, payload = self._request("POST", self.batch_url, task)
+        self._check_auth(status, payload)
+        if status != 200:
+            if status == 503:
+                raise DruidError(f"DRUID: {self.base} has no leader Overlord (503 after retries)")
+            raise DruidError(f"DRUID refused the task ({status}): {druid_error_message(payload)}")
+        task_id = self._json(payload, "task submission").get("task")
+        if not task_id:
+            raise DruidError("DRUID: task submission answered without a task id")
+        return task_id
+
+    def status(self, task_id: str) -> TaskStatus:
+        status, payload = self._request("GET", f"{self.batch_url}/{urllib.request.quote(task_id, safe='')}/status")
+        self._check_auth(status, payload)
+        if status == 404 or (status == 400 and b"Cannot find" in payload):
+            raise TaskNotFound(f"DRUID: no task with id {task_id}")
+        if status != 200:
+            raise DruidError(f"DRUID: status of {task_id} failed ({status}): {druid_error_message(payload)}")
+        return TaskStatus.from_response(self._json(payload, "task status"))
+
+    def shutdown(self, task_id: str) -> None:
+        status, payload = self._request("POST", f"{self.batch_url}/{urllib.request.quote(task_id, safe='')}/shutdown")
+        self._check_auth(status, payload)
+        if status != 200:
+            raise DruidError(f"DRUID: shutdown of {task_id} failed ({status}): {druid_error_message(payload)}")
+
+    def wait(self, task_id: str, timeout: float, on_update: Callable[[TaskStatus], None] | None = None,
+             poll_initial: float = 0.5, poll_max: float = 10.0) -> TaskStatus:
+        """Poll until SUCCESS or FAILED; past ``timeout`` seconds shut the task down and return TIMEOUT."""
+        deadline = time.monotonic() + timeout
+        delay = poll_initial
+        last = None
+        while True:
+            st = self.status(task_id)
+            if on_update and (last is None or (st.status, st.runner_status) != (last.status, last.runner_status)):
+                on_update(st)
+            last = st
+            if st.status in ("SUCCESS", "FAILED"):
+                return st
+            if time.monotonic() >= deadline:
+                try:
+                    self.shutdown(task_id)
+                except DruidError as e:
+                    log.warning("%s", e)
+                return TaskStatus(task_id, "TIMEOUT", st.runner_status,
+                                  f"still {st.status}/{st.runner_status} after {timeout:g} s; shut down", raw=st.raw)
+            time.sleep(min(delay, max(0.0, deadline - time.monotonic())))
+            delay = min(poll_max, delay * 1.5)
+
+    def count_rows(self, datasource: str) -> int:
+        query = 'SELECT COUNT(*) AS cnt FROM "' + datasource.replace('"', '""') + '"'
+        status, payload = self._request("POST", self.sql_url, {"query": query})
+        self._check_auth(status, payload)
+        if status != 200:
+            raise DruidError(f"DRUID: row count query failed ({status}): {druid_error_message(payload)}")
+        rows = self._json(payload, "SQL")
+        try:
+            return int(rows[0]["cnt"]) if rows else 0
+        except (KeyError, TypeError, ValueError, IndexError):
+            raise DruidError(f"DRUID: unexpected SQL answer {one_line(str(rows), 200)}") from None
+
+    def ping(self) -> str:
+        status, payload = self._request("GET", f"{self.base}/druid/indexer/v1/tasks?state=running", retry_503=False)
+        self._check_auth(status, payload)
+        if status != 200:
+            raise DruidError(f"DRUID: {self.base} answered {status}: {druid_error_message(payload)}")
+        return f"Overlord {self.base} reachable"
+
+    def redact(self, text: str) -> str:
+        return redact(text, self.secrets)
+
+
+__all__ = ["OverlordClient", "TaskStatus", "DruidError", "DruidAuthError", "TaskNotFound", "StorageError"]

@@ -1,0 +1,249 @@
+"""The Druid handoff against the Overlord double, which reads what the spec points at from real servers."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from conftest import EXAMPLE_DATA, fresh_name
+from druid_double import OverlordDouble
+
+from ml_analytics.druid.overlord import OverlordClient, TaskNotFound
+from ml_analytics.druid.spec import SpecError, point_spec, validate_spec
+from ml_analytics.retry import RetryPolicy
+from ml_analytics.testing.servers import AZURITE_ACCOUNT, AZURITE_KEY
+
+SPEC = json.loads((EXAMPLE_DATA.parent / "specs" / "sl-project.json").read_text())
+ROWS = 300  # examples/data/sl_projects.json
+SECRET = "PLANTED-druid-pass-77a1"
+
+
+@pytest.fixture
+def overlord(seaweed, azurite, fake_gcs):
+    double = OverlordDouble(s3=seaweed, azurite=azurite, gcs=fake_gcs, pending_seconds=0.2, running_seconds=0.1)
+    yield double
+    double.close()
+
+
+def config_for(section, tmp_path, seaweed, azurite, fake_gcs, druid_extra="", overlord=None):
+    if section == "LOCAL":
+        store = f"[LOCAL]\nroot = {tmp_path / 'store'}\n"
+    elif section in ("AWS", "ORACLE", "S3"):
+        bucket = seaweed.create_bucket(fresh_name(section.lower()))
+        store = (f"[{section}]\nendpoint_url = {seaweed.endpoint}\naccess_key = {seaweed.access_key}\n"
+                 f"secret_access_key = {seaweed.secret_key}\nregion_name = us-east-1\nbucket_name = {bucket}\n")
+    elif section == "AZURE":
+        container = azurite.create_container(fresh_name("az"))
+        store = (f"[AZURE]\naccount_name = {AZURITE_ACCOUNT}\ncontainer_name = {container}\n"
+                 f"account_key = {AZURITE_KEY}\nendpoint_url = {azurite.endpoint}\n")
+    else:
+        bucket = fake_gcs.create_bucket(fresh_name("gcs"))
+        store = f"[GCP]\nbucket_name = {bucket}\nendpoint_url = {fake_gcs.endpoint}\n"
+    druid = "[DRUID]\n"
+    if overlord:
+        druid += f"batch_url = {overlord.batch_url}\n"
+    druid += f"project_injestion_spec = {json.dumps(SPEC)}\n" + druid_extra
+    p = tmp_path / "config.ini"
+    p.write_text("[COMMON]\nmax_retries = 2\n" + store + druid)
+    p.chmod(0o600)
+    return p
+
+
+@pytest.mark.parametrize("section", ["LOCAL", "AWS", "ORACLE", "S3", "AZURE", "GCP"])
+def test_push_ends_in_success_with_right_row_count(cli, tmp_path, seaweed, azurite, fake_gcs, overlord, section):
+    cfg = config_for(section, tmp_path, seaweed, azurite, fake_gcs, overlord=overlord)
+    r = cli("push", EXAMPLE_DATA / "sl_projects.json", "--prefix", "projects/", "--spec", "project_injestion_spec",
+            "--config", cfg, "--json", "--timeout", "60")
+    assert r.code == 0, r.err + r.out
+    d = r.json["druid"]
+    assert d["status"] == "SUCCESS" and d["rows"] == ROWS and d["expected_rows"] == ROWS
+    assert d["task"].startswith("index_parallel_sl-project_")
+    sent = overlord.submitted[-1]["spec"]["ioConfig"]["inputSource"]
+    expected_type = {"LOCAL": "local", "AWS": "s3", "ORACLE": "s3", "S3": "s3", "AZURE": "azureStorage",
+                     "GCP": "google"}[section]
+    assert sent["type"] == expected_type
+    assert ("endpointConfig" in sent) == (section in ("ORACLE", "S3"))
+    assert json.loads((tmp_path / d["spec_path"]).read_text())["spec"]["ioConfig"]["inputSource"] == sent
+
+
+def test_push_missing_object_fails_with_druids_message(cli, tmp_path, seaweed, azurite, fake_gcs, overlord):
+    cfg = config_for("S3", tmp_path, seaweed, azurite, fake_gcs, overlord=overlord)
+    bucket = cfg.read_text().split("bucket_name = ")[1].splitlines()[0]
+    r = cli("ingest", "--uri", f"s3://{bucket}/projects/not-there.json", "--spec", "project_injestion_spec",
+            "--config", cfg, "--json", "--timeout", "60")
+    assert r.code == 1
+    d = r.json["druid"]
+    assert d["status"] == "FAILED" and "Failed to run task" in d["errorMsg"] and "NoSuchKey" in d["errorMsg"]
+
+
+def test_push_unparseable_rows_fail(cli, tmp_path, seaweed, azurite, fake_gcs, overlord):
+    cfg = config_for("LOCAL", tmp_path, seaweed, azurite, fake_gcs, overlord=overlord)
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"ok": 1}\nnot json\n')
+    r = cli("push", bad, "--spec", "project_injestion_spec", "--config", cfg, "--json")
+    assert r.code == 1 and r.json["druid"]["status"] == "FAILED"
+
+
+def test_append_adds_rows_and_replace_resets(cli, tmp_path, seaweed, azurite, fake_gcs, overlord):
+    cfg = config_for("LOCAL", tmp_path, seaweed, azurite, fake_gcs, overlord=overlord)
+    f = EXAMPLE_DATA / "observation_status.json"  # 200 rows
+    args = ("--spec", "project_injestion_spec", "--config", cfg, "--json")
+    assert cli("push", f, *args).json["druid"]["rows"] == 200
+    appended = cli("push", f, "--prefix", "again", "--append", *args)
+    assert appended.json["druid"]["rows"] == 400
+    assert overlord.submitted[-1]["spec"]["ioConfig"]["appendToExisting"] is True
+    assert cli("push", f, "--replace", *args).json["druid"]["rows"] == 200
+
+
+def test_without_druid_the_task_is_written_not_submitted(cli, tmp_path):
+    r = cli("push", EXAMPLE_DATA, "--prefix", "projects/", "--spec", EXAMPLE_DATA.parent / "specs" / "sl-project.json",
+            "--json")
+    assert r.code == 0
+    d = r.json["druid"]
+    assert d["status"] == "NOT_SUBMITTED" and d["task"] is None and d["input_source"] == "local"
+    task = json.loads((tmp_path / d["spec_path"]).read_text())
+    files = task["spec"]["ioConfig"]["inputSource"]["files"]
+    assert len(files) == 4 and all(f.startswith(str(tmp_path / "cloud-storage")) for f in files)
+    human = cli("push", EXAMPLE_DATA, "--spec", EXAMPLE_DATA.parent / "specs" / "sl-project.json")
+    assert "not submitted" in human.out and human.code == 0
+
+
+def test_timeout_shuts_the_task_down(cli, tmp_path, seaweed, azurite, fake_gcs, overlord):
+    overlord.stuck = True
+    cfg = config_for("LOCAL", tmp_path, seaweed, azurite, fake_gcs, overlord=overlord)
+    r = cli("push", EXAMPLE_DATA / "sl_projects.json", "--spec", "project_injestion_spec", "--config", cfg,
+            "--timeout", "1.5")
+    assert r.code == 1
+    assert "PENDING" in r.err and "no free worker" in r.err and "TIMEOUT" in r.err
+    task = next(iter(overlord.tasks.values()))
+    assert task["status"]["status"] == "FAILED" and task["status"]["errorMsg"] == "Shutdown request from user"
+
+
+def test_success_with_zero_rows_is_a_failure(cli, tmp_path, seaweed, azurite, fake_gcs, overlord):
+    cfg = config_for("LOCAL", tmp_path, seaweed, azurite, fake_gcs, overlord=overlord)
+    empty = tmp_path / "empty.json"
+    empty.write_text("")
+    r = cli("push", empty, "--spec", "project_injestion_spec", "--config", cfg, "--json")
+    assert r.code == 1 and r.json["druid"]["rows"] == 0 and "0 rows" in r.json["druid"]["errorMsg"]
+
+
+def test_unknown_input_source_extension_is_reported(cli, tmp_path, seaweed, azurite, fake_gcs):
+    double = OverlordDouble(s3=seaweed, extensions=())
+    try:
+        cfg = config_for("S3", tmp_path, seaweed, azurite, fake_gcs, overlord=double)
+        r = cli("push", EXAMPLE_DATA / "sl_projects.json", "--spec", "project_injestion_spec", "--config", cfg)
+        assert r.code == 1
+        assert "DRUID refused the task (400): Could not resolve type id 's3'" in r.err
+        assert r.err.count("\n") <= 3
+    finally:
+        double.close()
+
+
+def test_basic_auth_503_and_unknown_ids(cli, tmp_path, seaweed, azurite, fake_gcs):
+    double = OverlordDouble(s3=seaweed, username="druid", password=SECRET, pending_seconds=0.05, running_seconds=0.05)
+    try:
+        cfg = config_for("LOCAL", tmp_path, seaweed, azurite, fake_gcs, overlord=double)
+        no_auth = cli("push", EXAMPLE_DATA / "sl_projects.json", "--spec", "project_injestion_spec", "--config", cfg)
+        assert no_auth.code == 2 and "401" in no_auth.err
+        with_auth = config_for("LOCAL", tmp_path, seaweed, azurite, fake_gcs, overlord=double,
+                               druid_extra=f"username = druid\npassword = {SECRET}\n")
+        double.not_leader_responses = 2
+        ok = cli("-vv", "push", EXAMPLE_DATA / "sl_projects.json", "--spec", "project_injestion_spec", "--config",
+                 with_auth, "--json")
+        assert ok.code == 0 and ok.json["druid"]["status"] == "SUCCESS"
+        assert SECRET not in ok.text
+        client = OverlordClient(double.batch_url, username="druid", password=SECRET, retry=RetryPolicy(max_retries=0))
+        with pytest.raises(TaskNotFound):
+            client.status("nope")
+        double.unknown_id_status = 400
+        with pytest.raises(TaskNotFound):
+            client.status("nope")
+        status = cli("druid", "status", ok.json["druid"]["task"], "--config", with_auth)
+        assert status.code == 0 and "SUCCESS" in status.out
+    finally:
+        double.close()
+
+
+def test_unreachable_druid_is_one_line(cli, tmp_path):
+    from ml_analytics.testing.servers import free_port
+
+    cfg = tmp_path / "c.ini"
+    cfg.write_text(f"[LOCAL]\nroot = {tmp_path}/s\n[COMMON]\nmax_retries = 1\nretry_timeout = 2\n[DRUID]\n"
+                   f"batch_url = http://127.0.0.1:{free_port()}/druid/indexer/v1/task\n")
+    r = cli("push", EXAMPLE_DATA / "sl_projects.json", "--spec", EXAMPLE_DATA.parent / "specs" / "sl-project.json",
+            "--config", cfg)
+    assert r.code == 1 and "cannot reach" in r.err and "Traceback" not in r.err
+
+
+# -- spec handling -------------------------------------------------------------------------------------
+def _spec(**changes):
+    task = json.loads(json.dumps(SPEC))
+    for path, value in changes.items():
+        cur = task
+        keys = path.split("__")
+        for k in keys[:-1]:
+            cur = cur[k]
+        if value is None:
+            cur.pop(keys[-1], None)
+        else:
+            cur[keys[-1]] = value
+    return task
+
+
+@pytest.mark.parametrize("changes,fragment", [
+    ({"type": "kafka"}, "type must be one of"),
+    ({"spec__ioConfig__type": "index"}, "spec.ioConfig.type is 'index'"),
+    ({"spec__tuningConfig__type": "index"}, "spec.tuningConfig.type is 'index'"),
+    ({"spec__dataSchema__dataSource": ""}, "dataSource is required"),
+    ({"spec__dataSchema__dataSource": ".hidden"}, "must not start with '.'"),
+    ({"spec__dataSchema__dataSource": "a/b"}, "must not contain '/'"),
+    ({"spec__dataSchema__dataSource": "a\tb"}, "whitespace"),
+    ({"spec__ioConfig__inputFormat": None}, "inputFormat is required"),
+    ({"spec__ioConfig__appendToExisting": True, "spec__tuningConfig__partitionsSpec": {"type": "hashed"}},
+     "appendToExisting needs a 'dynamic' partitionsSpec"),
+    ({"spec__ioConfig__dropExisting": True}, "dropExisting needs explicit granularitySpec.intervals"),
+    ({"spec__ioConfig": None}, "missing spec.ioConfig"),
+])
+def test_validation_names_the_field(changes, fragment):
+    with pytest.raises(SpecError, match=fragment.replace("(", r"\(").replace(".", r"\.")):
+        validate_spec(_spec(**changes))
+
+
+@pytest.mark.parametrize("text,fragment", [
+    ("{not json", "not valid JSON"),
+    ('{"type": "index_parallel"}', "missing the 'spec' object"),
+    ('["a"]', "a task spec is a JSON object"),
+])
+def test_bad_spec_in_config_fails_before_uploading(cli, tmp_path, text, fragment):
+    cfg = tmp_path / "c.ini"
+    cfg.write_text(f"[LOCAL]\nroot = {tmp_path}/s\n[DRUID]\nmy_spec = {text}\n")
+    r = cli("push", EXAMPLE_DATA, "--spec", "my_spec", "--config", cfg)
+    assert r.code == 2 and fragment in r.err and "Traceback" not in r.err
+    assert not (tmp_path / "s").exists()  # nothing uploaded
+
+
+def test_point_spec_sets_source_and_append():
+    task = point_spec(SPEC, {"type": "local", "files": ["/x"]}, append=True)
+    assert task["spec"]["ioConfig"]["inputSource"] == {"type": "local", "files": ["/x"]}
+    assert task["spec"]["ioConfig"]["appendToExisting"] is True
+    assert SPEC["spec"]["ioConfig"]["inputSource"]["type"] == "azure"  # the original is untouched
+    validate_spec(task)
+
+
+def test_azure_input_source_choice(cli, tmp_path, seaweed, azurite, fake_gcs, overlord):
+    cfg = config_for("AZURE", tmp_path, seaweed, azurite, fake_gcs, overlord=overlord,
+                     druid_extra="azure_input_source = azure\n")
+    r = cli("push", EXAMPLE_DATA / "sl_projects.json", "--spec", "project_injestion_spec", "--config", cfg, "--json")
+    assert r.code == 0, r.err
+    sent = overlord.submitted[-1]["spec"]["ioConfig"]["inputSource"]
+    assert sent["type"] == "azure" and sent["uris"][0].startswith("azure://")
+
+
+def test_check_validates_druid_section(cli, tmp_path, seaweed, azurite, fake_gcs, overlord):
+    cfg = config_for("LOCAL", tmp_path, seaweed, azurite, fake_gcs, overlord=overlord)
+    r = cli("check", "--config", cfg)
+    assert r.code == 0 and "ok    [DRUID] 1 spec(s) valid; Overlord" in r.out
+    bad = tmp_path / "bad.ini"
+    bad.write_text(cfg.read_text().replace('"index_parallel", "spec"', '"index", "spec"', 1))
+    r = cli("check", "--config", bad)
+    assert r.code == 2 and "FAIL  [DRUID]" in r.err and "project_injestion_spec" in r.err
