@@ -188,6 +188,7 @@ class SeaweedFS(Server):
         return boto3.client("s3", endpoint_url=self.endpoint, aws_access_key_id=self.access_key,
                             aws_secret_access_key=self.secret_key, region_name="us-east-1",
                             config=Config(retries={"max_attempts": 2}, connect_timeout=2, read_timeout=30,
+                                          signature_version="s3v4",
                                           request_checksum_calculation="when_required",
                                           response_checksum_validation="when_required", **kw))
 
