@@ -42,7 +42,8 @@ class Output:
         click.echo(self.clean(text), err=True)
 
     def json(self, doc: dict) -> None:
-        click.echo(self.clean(json.dumps(doc, indent=2, ensure_ascii=False)))
+        big = len(doc.get("results") or ()) > 200  # thousands of results: compact, it is for programs
+        click.echo(self.clean(json.dumps(doc, indent=None if big else 2, ensure_ascii=False)))
 
     def error(self, text: str) -> None:
         self.err(f"ml-analytics: error: {one_line(text, 2000)}")
@@ -141,9 +142,15 @@ class _Progress:
         if self.bar:
             self.bar.__exit__(*exc)
 
-    def advance(self, _provider, result) -> None:
+    def on_bytes(self, n: int) -> None:
         if self.bar:
-            self.bar.update(self.task, advance=result.bytes)
+            self.bar.update(self.task, advance=n)
+
+    def on_result(self, _provider, result) -> None:
+        if self.bar:
+            self.bar.update(self.files, advance=1)
+            if result.status != "uploaded":  # skipped or failed: count its bytes as done
+                self.bar.update(self.task, advance=result.bytes)
 
 
 def _summarise(output: Output, results, elapsed: float, dry_run: bool = False) -> None:
@@ -209,7 +216,8 @@ def upload(ctx, paths, prefix, to, config_path, json_mode, dry_run, skip_existin
         else:
             show = not json_mode and sys.stderr.isatty()
             with _Progress(show, sum(p.size for p in planned) * len(providers), len(planned)) as progress:
-                results = mc.run(planned, skip_existing=skip_existing, on_result=progress.advance)
+                results = mc.run(planned, skip_existing=skip_existing, on_result=progress.on_result,
+                                 on_bytes=progress.on_bytes)
         ok = all(r.status != "failed" for r in results)
         if json_mode:
             doc = {"ok": ok, "results": [r.to_dict() for r in results]}

@@ -25,14 +25,18 @@ _SECRET_PATTERNS = [
     (re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?-----END [A-Z ]*PRIVATE KEY-----"), "***"),
 ]
 MASK = "***"
+_TRIGGERS = ("sig=", "signature=", "credential=", "security-token=", "accountkey=", "sharedaccess", "password=",
+             "authorization", "private_key", "private key")
 
 
 def redact(text: str, secrets: Iterable[str] = ()) -> str:
     """Return ``text`` with known secret values and credential-shaped fragments masked."""
     for value in sorted({s for s in secrets if s and len(s) >= 4}, key=len, reverse=True):
         text = text.replace(value, MASK)
-    for pattern, replacement in _SECRET_PATTERNS:
-        text = pattern.sub(replacement, text)
+    low = text.lower()
+    if any(t in low for t in _TRIGGERS):  # the patterns below only match where one of these occurs
+        for pattern, replacement in _SECRET_PATTERNS:
+            text = pattern.sub(replacement, text)
     return text
 
 

@@ -8,6 +8,7 @@ one-line message, computes the same MD5, and notices a file that changes while i
 
 from __future__ import annotations
 
+import contextvars
 import hashlib
 import io
 import os
@@ -19,6 +20,15 @@ from pathlib import Path
 from .errors import IntegrityError, LocalFileError
 
 READ_BLOCK = 8 * 1024 * 1024
+
+# Bytes-read callback for progress display; set per worker by the transfer engine.
+PROGRESS: contextvars.ContextVar = contextvars.ContextVar("ml_analytics_progress", default=None)
+
+
+def _progress(n: int) -> None:
+    callback = PROGRESS.get()
+    if callback is not None and n:
+        callback(n)
 
 
 @dataclass(frozen=True)
@@ -61,8 +71,9 @@ def check_regular_file(path: str | os.PathLike) -> os.stat_result:
 class SourceFile:
     """One local file, checked on construction, read once with its MD5 computed on the way."""
 
-    def __init__(self, path: str | os.PathLike):
+    def __init__(self, path: str | os.PathLike, *, md5: bool = True):
         self.path = Path(path)
+        self._hash = md5
         st = check_regular_file(self.path)
         self.size = st.st_size
         self._before = _fingerprint(st)
@@ -70,8 +81,8 @@ class SourceFile:
         self.bytes_read = 0
 
     @property
-    def md5(self) -> str:
-        return self._md5.hexdigest()
+    def md5(self) -> str | None:
+        return self._md5.hexdigest() if self._hash else None
 
     def _open(self):
         try:
@@ -97,8 +108,10 @@ class SourceFile:
         with self._open() as fh:
             data = fh.read()
             self.bytes_read = len(data)
-            self._md5.update(data)
+            if self._hash:
+                self._md5.update(data)
             self._verify_unchanged(fh)
+        _progress(len(data))
         return data
 
     def chunks(self, size: int = READ_BLOCK) -> Iterator[bytes]:
@@ -111,7 +124,9 @@ class SourceFile:
                 self.bytes_read += len(block)
                 if self.bytes_read > self._before.size:
                     raise IntegrityError(f"{self.path}: file grew while it was read; not stored")
-                self._md5.update(block)
+                if self._hash:
+                    self._md5.update(block)
+                _progress(len(block))
                 yield block
             self._verify_unchanged(fh)
 
@@ -135,7 +150,9 @@ class _Reader(io.RawIOBase):
             self._src.bytes_read += len(block)
             if self._src.bytes_read > self._src._before.size:
                 raise IntegrityError(f"{self._src.path}: file grew while it was read; not stored")
-            self._src._md5.update(block)
+            if self._src._hash:
+                self._src._md5.update(block)
+            _progress(len(block))
         elif n != 0:
             self._src._verify_unchanged(self._fh)
         return block
@@ -148,6 +165,37 @@ class _Reader(io.RawIOBase):
     def close(self) -> None:
         self._fh.close()
         super().close()
+
+
+def read_small(path: str | os.PathLike, expected_size: int) -> tuple[bytes, str]:
+    """Read a small, already-checked file in one go with its MD5: the hot path for many small files.
+
+    Refuses a file whose size differs from what planning saw or that changes while read (its
+    modification time or size differ before and after), like :class:`SourceFile`.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError as e:
+        raise LocalFileError(f"{path}: {e.strerror}") from None
+    try:
+        before = os.fstat(fd)
+        data = os.read(fd, expected_size + 1) if expected_size else b""
+        while len(data) < before.st_size and len(data) <= expected_size:
+            block = os.read(fd, expected_size + 1 - len(data))
+            if not block:
+                break
+            data += block
+        after = os.fstat(fd)
+    finally:
+        os.close(fd)
+    if not stat.S_ISREG(before.st_mode):
+        raise LocalFileError(f"{path}: is not a regular file")
+    if len(data) != expected_size or before.st_size != expected_size or after.st_size != expected_size \
+            or before.st_mtime_ns != after.st_mtime_ns:
+        raise IntegrityError(f"{path}: file changed while it was read ({expected_size} bytes expected, "
+                             f"{len(data)} read); not stored")
+    _progress(len(data))
+    return data, hashlib.md5(data).hexdigest()
 
 
 def file_md5(path: str | os.PathLike) -> str:

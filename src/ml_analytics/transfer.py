@@ -4,9 +4,9 @@
   as ``PREFIX/name``, a directory's files as ``PREFIX/path/relative/to/the/directory``. Keys
   follow :func:`ml_analytics.keys.object_key`. Symbolic links that lead outside the directory
   are not followed unless asked.
-* Running gives each provider its own pool of workers (so one slow or failing provider does
-  not stall the others) with a bounded number of uploads in flight, and one client per
-  provider reused for every file.
+* Running gives each provider its own lane (so one slow or failing provider does not stall the
+  others) with a bounded number of uploads in flight, one client per provider reused for every
+  file, small files read once for all providers, and memory for buffers capped.
 * Every transfer ends as one :class:`TransferResult` with status ``uploaded``, ``skipped`` or
   ``failed``; one failure never stops the rest of the batch.
 """
@@ -14,16 +14,18 @@
 from __future__ import annotations
 
 import os
+import stat
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import LocalFileError, MLAnalyticsError, one_line, redact
 from .keys import object_key
 
-DEFAULT_CONCURRENCY = 16
+DEFAULT_CONCURRENCY = 16  # uploads in flight per provider on a thread pool (SDK providers)
+DEFAULT_ASYNC_CONCURRENCY = 256  # on obstore's async runtime, where an upload in flight costs no thread
 
 
 @dataclass(frozen=True)
@@ -45,7 +47,8 @@ class TransferResult:
     source: str | None = None
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        return {"provider": self.provider, "key": self.key, "uri": self.uri, "bytes": self.bytes, "md5": self.md5,
+                "status": self.status, "error": self.error, "source": self.source}
 
 
 def plan_uploads(paths: Sequence[str | os.PathLike], prefix: str = "", *,
@@ -74,19 +77,35 @@ def plan_uploads(paths: Sequence[str | os.PathLike], prefix: str = "", *,
             add(p, p.name)
             continue
         root = p.resolve()
-        for dirpath, dirnames, filenames in os.walk(p, followlinks=follow_symlinks):
+        base = os.fspath(p)
+        for dirpath, dirnames, filenames in os.walk(base, followlinks=follow_symlinks):
             dirnames.sort()
-            for name in sorted(filenames) + [d for d in dirnames if (Path(dirpath) / d).is_symlink()
-                                            and not follow_symlinks]:
-                f = Path(dirpath) / name
-                if f.is_symlink() and not follow_symlinks and (not f.exists() or not f.resolve().is_relative_to(root)):
-                    if f.exists():
-                        problems.append(f"{f}: symbolic link leads outside {p} "
+            rel_dir = os.path.relpath(dirpath, base)
+            for name in sorted(filenames) + sorted(d for d in dirnames if os.path.islink(os.path.join(dirpath, d))):
+                full = os.path.join(dirpath, name)
+                rel = name if rel_dir == "." else f"{rel_dir}/{name}"
+                try:
+                    st = os.lstat(full)
+                except OSError as e:
+                    problems.append(f"{full}: {e.strerror}")
+                    continue
+                if stat.S_ISREG(st.st_mode):  # the common case: one lstat, no further checks
+                    try:
+                        planned.append(PlannedFile(Path(full), object_key(prefix, rel), st.st_size))
+                    except MLAnalyticsError as e:
+                        problems.append(str(e))
+                    continue
+                if stat.S_ISLNK(st.st_mode) and not follow_symlinks:
+                    target = Path(full).resolve()
+                    if target.exists() and not target.is_relative_to(root):
+                        problems.append(f"{full}: symbolic link leads outside {p} "
                                         "(not followed; pass --follow-symlinks to upload it)")
                         continue
-                if f.is_dir():
-                    continue  # a symlinked folder inside the tree: its files are reached by their real path
-                add(f, f.relative_to(p).as_posix())
+                    if target.is_dir():
+                        continue  # a symlinked folder inside the tree: its files are reached by their real path
+                elif stat.S_ISDIR(st.st_mode):
+                    continue
+                add(Path(full), rel)
     if problems:
         more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
         raise LocalFileError(problems[0] + more)
@@ -98,58 +117,215 @@ def plan_uploads(paths: Sequence[str | os.PathLike], prefix: str = "", *,
     return planned
 
 
-ProgressCallback = Callable[[str, TransferResult], None]
+ResultCallback = Callable[[str, TransferResult], None]
+
+SMALL_FILE = 8 * 1024 * 1024  # read once into memory and shared by every provider
+DEFAULT_MEMORY_LIMIT = 256 * 1024 * 1024
+READ_CACHE_BYTES = 64 * 1024 * 1024
+
+
+class ByteBudget:
+    """A cap on bytes held in upload buffers at once. ``acquire`` blocks until the bytes fit."""
+
+    def __init__(self, limit: int):
+        self.limit = max(1, limit)
+        self.used = 0
+        self.peak = 0
+        self._cond = threading.Condition()
+
+    def acquire(self, n: int) -> int:
+        n = min(max(n, 0), self.limit)
+        with self._cond:
+            while self.used + n > self.limit:
+                self._cond.wait()
+            self.used += n
+            self.peak = max(self.peak, self.used)
+        return n
+
+    def try_acquire(self, n: int) -> int | None:
+        n = min(max(n, 0), self.limit)
+        with self._cond:
+            if self.used + n > self.limit:
+                return None
+            self.used += n
+            self.peak = max(self.peak, self.used)
+        return n
+
+    def release(self, n: int) -> None:
+        with self._cond:
+            self.used -= n
+            self._cond.notify_all()
+
+
+class ReadCache:
+    """Recently read small files, so a fan-out to several providers reads each file once."""
+
+    def __init__(self, limit: int = READ_CACHE_BYTES, enabled: bool = True):
+        self.limit = limit
+        self.enabled = enabled
+        self._items: dict[Path, tuple[bytes, str]] = {}
+        self._bytes = 0
+        self._lock = threading.Lock()
+
+    def read(self, item: PlannedFile) -> tuple[bytes, str]:
+        from .source import read_small
+
+        if not self.enabled:
+            return read_small(item.source, item.size)
+        with self._lock:
+            hit = self._items.get(item.source)
+        if hit is not None:
+            return hit
+        entry = read_small(item.source, item.size)
+        data = entry[0]
+        with self._lock:
+            if len(data) <= self.limit:
+                while self._items and self._bytes + len(data) > self.limit:
+                    old = next(iter(self._items))
+                    self._bytes -= len(self._items.pop(old)[0])
+                self._items[item.source] = entry
+                self._bytes += len(data)
+        return entry
 
 
 class TransferEngine:
-    """Runs planned uploads against several providers at once."""
+    """Runs planned uploads against several providers at once.
 
-    def __init__(self, providers: dict, *, concurrency: int = DEFAULT_CONCURRENCY,
-                 secrets: Iterable[str] = ()):
-        if concurrency < 1:
+    Each provider gets its own lane: up to ``concurrency`` uploads in flight, on obstore's async
+    runtime when the provider offers ``put_bytes_async``, else on a thread pool; a slow or failing
+    provider only slows its own lane. Each lane has an equal share of ``memory_limit`` for upload
+    buffers (small files held in memory, multipart part buffers), so memory stays bounded however
+    many files and parts are in flight; a provider whose part buffers would not fit gets fewer parts
+    in flight.
+    """
+
+    def __init__(self, providers: dict, *, concurrency: int | None = None,
+                 memory_limit: int = DEFAULT_MEMORY_LIMIT, secrets: Iterable[str] = (),
+                 on_bytes: Callable[[int], None] | None = None):
+        if concurrency is not None and concurrency < 1:
             raise ValueError("concurrency must be at least 1")
         self.providers = providers
         self.concurrency = concurrency
         self.secrets = set(secrets)
+        self.on_bytes = on_bytes
+        share = max(1, memory_limit // max(1, len(providers)))
+        self.budgets = {s: ByteBudget(share) for s in providers}
+        self.cache = ReadCache(min(READ_CACHE_BYTES, share), enabled=len(providers) > 1)
+        for section, provider in providers.items():
+            part = getattr(provider, "part_size", None)
+            parts = getattr(provider, "part_concurrency", None)
+            if part and parts and part * (parts + 1) > share:
+                provider.part_concurrency = max(1, share // part - 1)
 
-    def _one(self, section: str, provider, item: PlannedFile, skip_existing: bool) -> TransferResult:
-        try:
-            if skip_existing:
-                from .sync import is_unchanged
-
-                if is_unchanged(provider, item):
-                    return TransferResult(section, item.key, provider.uri(item.key), item.size, None, "skipped",
-                                          None, str(item.source))
-            stored = provider.put_file(item.source, item.key)
-            return TransferResult(section, stored.key, stored.uri, stored.bytes, stored.md5, "uploaded", None,
-                                  str(item.source))
-        except MLAnalyticsError as e:
-            message = str(e)
-        except Exception as e:  # a library error we did not map: still one line, still redacted
-            message = f"{section}: {type(e).__name__}: {one_line(e)}"
+    # -- one transfer --------------------------------------------------------------------------------
+    def _failed(self, section: str, provider, item: PlannedFile, exc: BaseException) -> TransferResult:
+        if isinstance(exc, MLAnalyticsError):
+            message = str(exc)
+        else:  # a library error we did not map: still one line, still redacted
+            message = f"{section}: {type(exc).__name__}: {one_line(exc)}"
         secrets = self.secrets | set(getattr(provider, "secrets", set()))
         return TransferResult(section, item.key, None, item.size, None, "failed", redact(message, secrets),
                               str(item.source))
 
+    @staticmethod
+    def _done(section: str, item: PlannedFile, stored) -> TransferResult:
+        return TransferResult(section, stored.key, stored.uri, stored.bytes, stored.md5, "uploaded", None,
+                              str(item.source))
+
+    def _skipped(self, section, provider, item, skip_existing) -> TransferResult | None:
+        if not skip_existing:
+            return None
+        from .sync import is_unchanged
+
+        if is_unchanged(provider, item):
+            return TransferResult(section, item.key, provider.uri(item.key), item.size, None, "skipped", None,
+                                  str(item.source))
+        return None
+
+    def _one_sync(self, section: str, provider, item: PlannedFile, skip_existing: bool) -> TransferResult:
+        from .source import PROGRESS
+
+        PROGRESS.set(self.on_bytes)
+        budget = self.budgets[section]
+        try:
+            skipped = self._skipped(section, provider, item, skip_existing)
+            if skipped:
+                return skipped
+            held = budget.acquire(item.size if item.size <= SMALL_FILE else provider.buffer_bytes(item.size))
+            try:
+                if item.size <= SMALL_FILE:
+                    data, md5 = self.cache.read(item)
+                    return self._done(section, item, provider.put_bytes(data, item.key, md5))
+                return self._done(section, item, provider.put_file(item.source, item.key))
+            finally:
+                budget.release(held)
+        except Exception as e:
+            return self._failed(section, provider, item, e)
+
+    async def _one_async(self, section: str, provider, item: PlannedFile, skip_existing: bool) -> TransferResult:
+        import asyncio
+
+        if skip_existing or item.size > SMALL_FILE:
+            return await asyncio.to_thread(self._one_sync, section, provider, item, skip_existing)
+        budget = self.budgets[section]
+        held = budget.try_acquire(item.size)
+        if held is None:
+            held = await asyncio.to_thread(budget.acquire, item.size)
+        try:
+            from .source import PROGRESS
+
+            PROGRESS.set(self.on_bytes)
+            data, md5 = self.cache.read(item)
+            return self._done(section, item, await provider.put_bytes_async(data, item.key, md5))
+        except Exception as e:
+            return self._failed(section, provider, item, e)
+        finally:
+            budget.release(held)
+
+    # -- lanes --------------------------------------------------------------------------------------------
+    def _thread_lane(self, section, provider, items, skip_existing, emit) -> None:
+        with ThreadPoolExecutor(max_workers=min(self.concurrency or DEFAULT_CONCURRENCY, max(1, len(items))),
+                                thread_name_prefix=f"upload-{section}") as pool:
+            for fut in as_completed([pool.submit(self._one_sync, section, provider, i, skip_existing)
+                                     for i in items]):
+                emit(fut.result())
+
+    def _async_lane(self, section, provider, items, skip_existing, emit) -> None:
+        import asyncio
+
+        queue = iter(items)
+
+        async def worker():  # a fixed set of workers pulling from one iterator: no task per file
+            for item in queue:
+                emit(await self._one_async(section, provider, item, skip_existing))
+
+        async def main():
+            width = self.concurrency or DEFAULT_ASYNC_CONCURRENCY
+            await asyncio.gather(*(worker() for _ in range(min(width, max(1, len(items))))))
+
+        asyncio.run(main())
+
     def run(self, items: Sequence[PlannedFile], *, skip_existing: bool = False,
-            on_result: ProgressCallback | None = None) -> list[TransferResult]:
+            on_result: ResultCallback | None = None) -> list[TransferResult]:
         results: list[TransferResult] = []
         lock = threading.Lock()
-        pools = {s: ThreadPoolExecutor(max_workers=min(self.concurrency, max(1, len(items))),
-                                       thread_name_prefix=f"upload-{s}") for s in self.providers}
-        try:
-            futures = [pools[s].submit(self._one, s, p, item, skip_existing)
-                       for s, p in self.providers.items() for item in items]
-            for fut in as_completed(futures):
-                result = fut.result()
-                with lock:
-                    results.append(result)
-                if on_result:
-                    on_result(result.provider, result)
-        finally:
-            for pool in pools.values():
-                pool.shutdown(wait=True, cancel_futures=True)
-        order = {(item.key): i for i, item in enumerate(items)}
+
+        def emit(result: TransferResult) -> None:
+            with lock:
+                results.append(result)
+            if on_result:
+                on_result(result.provider, result)
+
+        lanes = []
+        for section, provider in self.providers.items():
+            lane = self._async_lane if hasattr(provider, "put_bytes_async") else self._thread_lane
+            lanes.append(threading.Thread(target=lane, args=(section, provider, list(items), skip_existing, emit),
+                                          name=f"lane-{section}"))
+        for t in lanes:
+            t.start()
+        for t in lanes:
+            t.join()
+        order = {item.key: i for i, item in enumerate(items)}
         sections = list(self.providers)
         results.sort(key=lambda r: (sections.index(r.provider), order.get(r.key, 0)))
         return results

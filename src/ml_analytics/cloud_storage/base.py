@@ -156,7 +156,8 @@ class CloudProvider:
     def put_file(self, path: str | os.PathLike, key: str) -> StoredObject:
         raise NotImplementedError
 
-    def put_bytes(self, data: bytes, key: str) -> StoredObject:
+    def put_bytes(self, data: bytes, key: str, md5: str | None = None) -> StoredObject:
+        """Store bytes already in memory (the engine reads small files once for every provider)."""
         fd, tmp = tempfile.mkstemp(prefix="ml-analytics-")
         try:
             with os.fdopen(fd, "wb") as fh:
@@ -164,6 +165,10 @@ class CloudProvider:
             return self.put_file(tmp, key)
         finally:
             os.unlink(tmp)
+
+    def buffer_bytes(self, size: int) -> int:
+        """Memory an upload of ``size`` bytes holds at once (for the engine's memory cap)."""
+        return min(size, 8 * 1024 * 1024)
 
     def stat(self, key: str) -> ObjectInfo | None:
         raise NotImplementedError

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 from ..config import Config
 from ..errors import ConfigError, UploadFailedError, UsageError
-from ..transfer import DEFAULT_CONCURRENCY, PlannedFile, TransferEngine, TransferResult, plan_uploads
+from ..transfer import PlannedFile, TransferEngine, TransferResult, plan_uploads
 from .base import CloudProvider
 from .registry import registry
 
@@ -45,13 +45,14 @@ class MultiCloud:
                                   f"(known: {', '.join(registry.sections())})", path=self.config.path)
             self.sections = configured
 
-    def _configured_concurrency(self) -> int:
+    def _configured_concurrency(self) -> int | None:
+        """``[COMMON] concurrency``, or None for each lane's own default."""
         from ..config import COMMON_SECTION
         from .base import Option
 
         value = self.config.get(COMMON_SECTION, "concurrency")
         if value is None:
-            return DEFAULT_CONCURRENCY
+            return None
         n = Option("concurrency", kind="int").convert(value, path=self.config.path, section=COMMON_SECTION)
         if n < 1:
             raise ConfigError("must be at least 1", path=self.config.path, section=COMMON_SECTION, key="concurrency")
@@ -77,8 +78,21 @@ class MultiCloud:
             found |= p.secrets
         return found
 
-    def engine(self) -> TransferEngine:
-        return TransferEngine(self.providers(), concurrency=self.concurrency, secrets=self.secrets)
+    def engine(self, on_bytes=None) -> TransferEngine:
+        from ..transfer import DEFAULT_MEMORY_LIMIT
+
+        limit = self.config.get("COMMON", "memory_limit_mib")
+        memory = DEFAULT_MEMORY_LIMIT
+        if limit is not None:
+            from .base import Option
+
+            memory = Option("memory_limit_mib", kind="int").convert(limit, path=self.config.path,
+                                                                    section="COMMON") * 1024 * 1024
+            if memory < 16 * 1024 * 1024:
+                raise ConfigError("must be at least 16", path=self.config.path, section="COMMON",
+                                  key="memory_limit_mib")
+        return TransferEngine(self.providers(), concurrency=self.concurrency, memory_limit=memory,
+                              secrets=self.secrets, on_bytes=on_bytes)
 
     # -- the seed's API -------------------------------------------------------------------------
     def upload_to_cloud(self, blob_Path: str, local_Path: str, file_Name: str) -> list[TransferResult]:  # noqa: N803
@@ -101,11 +115,12 @@ class MultiCloud:
         planned = plan_uploads(paths, prefix, follow_symlinks=follow_symlinks)
         return self.run(planned, skip_existing=skip_existing, on_result=on_result)
 
-    def run(self, planned: Sequence[PlannedFile], *, skip_existing: bool = False, on_result=None) -> list[TransferResult]:
+    def run(self, planned: Sequence[PlannedFile], *, skip_existing: bool = False, on_result=None,
+            on_bytes=None) -> list[TransferResult]:
         """Upload already-planned files to every selected provider."""
         if not planned:
             return []
-        return self.engine().run(planned, skip_existing=skip_existing, on_result=on_result)
+        return self.engine(on_bytes).run(planned, skip_existing=skip_existing, on_result=on_result)
 
     def close(self) -> None:
         for p in self._providers.values():

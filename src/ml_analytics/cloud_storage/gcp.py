@@ -165,33 +165,43 @@ class GCP(CloudProvider):
     # -- contract -------------------------------------------------------------------------------------
     def put_file(self, path: str | os.PathLike, key: str) -> StoredObject:
         src = SourceFile(path)
-        blob = self.gcs_bucket.blob(key, chunk_size=CHUNK_SIZE if src.size > SINGLE_REQUEST_LIMIT else None)
+        if src.size <= SINGLE_REQUEST_LIMIT:
+            return self.put_bytes(src.read_all(), key, src.md5)
+        # Resumable upload: the SDK needs a seekable file to rewind on retries, so hash first and
+        # compare the stored MD5 with that hash afterwards (a file changed meanwhile fails).
+        for _ in src.chunks():
+            pass
+        blob = self.gcs_bucket.blob(key, chunk_size=CHUNK_SIZE)
+        with open(path, "rb") as fh:
+            self._upload(key, blob, lambda **kw: blob.upload_from_file(fh, size=src.size, **kw))
+        return self._verified(key, blob, src.bytes_read, src.md5)
+
+    def put_bytes(self, data: bytes, key: str, md5: str | None = None) -> StoredObject:
+        import hashlib
+
+        md5 = md5 or hashlib.md5(data).hexdigest()
+        blob = self.gcs_bucket.blob(key)
+        blob.md5_hash = base64.b64encode(bytes.fromhex(md5)).decode()  # sent in the metadata, checked
+        self._upload(key, blob, lambda **kw: blob.upload_from_string(data, **kw))
+        return self._verified(key, blob, len(data), md5)
+
+    def _upload(self, key: str, blob, send) -> None:
         try:
-            if src.size <= SINGLE_REQUEST_LIMIT:
-                data = src.read_all()
-                blob.md5_hash = base64.b64encode(bytes.fromhex(src.md5)).decode()  # sent in metadata, checked
-                blob.upload_from_string(data, content_type="application/octet-stream", checksum="md5",
-                                        retry=self.retry.google_retry(), timeout=self.retry.request_timeout)
-            else:
-                # Resumable upload: the SDK needs a seekable file to rewind on retries, so hash first
-                # and compare the stored MD5 with that hash afterwards (a file changed meanwhile fails).
-                for _ in src.chunks():
-                    pass
-                with open(path, "rb") as fh:
-                    blob.upload_from_file(fh, size=src.size, content_type="application/octet-stream",
-                                          checksum="md5", retry=self.retry.google_retry(),
-                                          timeout=self.retry.request_timeout)
+            send(content_type="application/octet-stream", checksum="md5", retry=self.retry.google_retry(),
+                 timeout=self.retry.request_timeout)
         except MLAnalyticsError:
             raise
         except Exception as e:
             cause = e.__context__ if isinstance(e.__context__, MLAnalyticsError) else e
             raise self._error(cause, key, writing=True) from None
+
+    def _verified(self, key: str, blob, size: int, md5: str) -> StoredObject:
         stored_md5 = base64.b64decode(blob.md5_hash).hex() if blob.md5_hash else None
-        if stored_md5 and stored_md5 != src.md5:
+        if stored_md5 and stored_md5 != md5:
             self.delete(key)
-            raise IntegrityError(f"stored MD5 {stored_md5} differs from the file's {src.md5}; object deleted",
+            raise IntegrityError(f"stored MD5 {stored_md5} differs from the file's {md5}; object deleted",
                                  provider=self.section, bucket=self.bucket, key=key)
-        return StoredObject(self.section, key, self.uri(key), src.bytes_read, src.md5,
+        return StoredObject(self.section, key, self.uri(key), size, md5,
                             etag=str(blob.generation) if blob.generation else None)
 
     def stat(self, key: str) -> ObjectInfo | None:

@@ -65,10 +65,10 @@ class Local(CloudProvider):
         src = SourceFile(path)
         return self._write(key, src.chunks(), lambda: (src.bytes_read, src.md5))
 
-    def put_bytes(self, data: bytes, key: str) -> StoredObject:
+    def put_bytes(self, data: bytes, key: str, md5: str | None = None) -> StoredObject:
         import hashlib
 
-        return self._write(key, [data], lambda: (len(data), hashlib.md5(data).hexdigest()))
+        return self._write(key, [data], lambda: (len(data), md5 or hashlib.md5(data).hexdigest()))
 
     def _write(self, key: str, blocks: Iterable[bytes], summary) -> StoredObject:
         self._ensure_bucket()

@@ -137,32 +137,38 @@ class MSAzure(CloudProvider):
 
     # -- contract -------------------------------------------------------------------------------------
     def put_file(self, path: str | os.PathLike, key: str) -> StoredObject:
+        src = SourceFile(path)
+        if src.size <= SINGLE_PUT_LIMIT:
+            return self.put_bytes(src.read_all(), key, src.md5)
+        md5 = file_md5(path)  # the blob-level MD5 must be known before the commit
+        with src.reader() as stream:
+            stored = self._upload(key, stream, src.size, md5, max_concurrency=self.max_concurrency)
+        if src.md5 != md5:  # changed between hashing and upload: the committed blob is not the file
+            self.delete(key)
+            raise IntegrityError(f"{path}: file changed while it was uploaded; not stored", provider=self.section,
+                                 bucket=self.bucket, key=key)
+        return stored
+
+    def put_bytes(self, data: bytes, key: str, md5: str | None = None) -> StoredObject:
+        import hashlib
+
+        return self._upload(key, data, len(data), md5 or hashlib.md5(data).hexdigest())
+
+    def _upload(self, key: str, data, size: int, md5: str, **kwargs) -> StoredObject:
+        """One blob upload with a per-request Content-MD5 the service checks and the blob MD5 stored."""
         from azure.storage.blob import ContentSettings
 
-        src = SourceFile(path)
+        settings = ContentSettings(content_md5=bytearray(bytes.fromhex(md5)))
         try:
-            if src.size <= SINGLE_PUT_LIMIT:
-                data = src.read_all()
-                md5 = src.md5
-                settings = ContentSettings(content_md5=bytearray(bytes.fromhex(md5)))
-                result = self.container.get_blob_client(key).upload_blob(data, length=len(data), overwrite=True,
-                                                    validate_content=True, content_settings=settings)
-            else:
-                md5 = file_md5(path)  # the blob-level MD5 must be known before the commit
-                settings = ContentSettings(content_md5=bytearray(bytes.fromhex(md5)))
-                with src.reader() as stream:
-                    result = self.container.get_blob_client(key).upload_blob(stream, length=src.size, overwrite=True,
-                                                        validate_content=True, content_settings=settings,
-                                                        max_concurrency=self.max_concurrency)
-                if src.md5 != md5:
-                    raise IntegrityError(f"{path}: file changed between hashing and upload", provider=self.section,
-                                         bucket=self.bucket, key=key)
+            result = self.container.get_blob_client(key).upload_blob(data, length=size, overwrite=True,
+                                                                     validate_content=True,
+                                                                     content_settings=settings, **kwargs)
         except MLAnalyticsError:
             raise
         except Exception as e:
             cause = e if not isinstance(e.__context__, MLAnalyticsError) else e.__context__
             raise self._error(cause, key) from None
-        return StoredObject(self.section, key, self.uri(key), src.bytes_read, md5,
+        return StoredObject(self.section, key, self.uri(key), size, md5,
                             etag=str(result.get("etag", "")).strip('"') or None)
 
     def stat(self, key: str) -> ObjectInfo | None:

@@ -44,15 +44,22 @@ class S3Quirks:
     credential_chain: bool = False  # may run without keys (env, profile, instance role)
     endpoint_required: bool = True
     druid_endpoint_config: bool = True  # Druid needs endpointConfig / clientConfig to reach it
-    checksum_algorithm: str = "sha256"  # sent on every PUT and part; never CRC32 (OCI refuses it)
+    checksum_algorithm: str = "sha256"  # sent on every PUT and part, checked by the store; never CRC32
+    checksum_configurable: bool = True
+    # With a signed checksum header the store verifies the body, so hashing the payload again for the
+    # signature (x-amz-content-sha256) is pure cost. Stores that insist on signed payloads say False.
+    unsigned_payload: bool = True
 
 
 QUIRKS: dict[str, S3Quirks] = {
     # AWS: virtual-hosted addressing, the standard credential chain, Druid knows the endpoint.
+    # CRC64NVME: AWS's own default, the cheapest checksum to compute and verify.
     "AWS": S3Quirks(virtual_hosted_style=True, credential_chain=True, endpoint_required=False,
-                    druid_endpoint_config=False),
-    # OCI: path-style only, explicit keys, explicit endpoint (NAMESPACE.compat.objectstorage.REGION...).
-    "ORACLE": S3Quirks(virtual_hosted_style=False, addressing_configurable=False),
+                    druid_endpoint_config=False, checksum_algorithm="crc64nvme"),
+    # OCI: path-style only, explicit keys, explicit endpoint (NAMESPACE.compat.objectstorage.REGION...),
+    # accepts only MD5 / SHA256 / CRC32C checksums, signed payloads.
+    "ORACLE": S3Quirks(virtual_hosted_style=False, addressing_configurable=False, checksum_configurable=False,
+                       unsigned_payload=False),
     # Anything else S3-compatible: path-style by default, configurable.
     "S3": S3Quirks(),
 }
@@ -71,6 +78,10 @@ def s3_options(*, endpoint_required: bool, keys_required: bool, addressing: bool
         opts.append(Option("virtual_hosted_style", "true: bucket.host/key; false: host/bucket/key", kind="bool",
                            arg="virtualHostedStyle"))
     opts += [
+        Option("checksum_algorithm", "checksum the store verifies on every PUT and part: sha256 or crc64nvme",
+               arg="checksumAlgorithm"),
+        Option("md5_multipart", "also compute a whole-file MD5 for multipart uploads (costs CPU)", default="false",
+               kind="bool", arg="md5Multipart"),
         Option("part_size_mib", "multipart part size in MiB", default=str(DEFAULT_PART_SIZE // MiB), kind="int",
                arg="partSizeMiB"),
         Option("part_concurrency", "parts of one file in flight", default=str(DEFAULT_PART_CONCURRENCY),
@@ -80,6 +91,16 @@ def s3_options(*, endpoint_required: bool, keys_required: bool, addressing: bool
         *extra,
     ]
     return tuple(opts)
+
+
+def _root(exc: BaseException) -> BaseException:
+    """The error our own stream raised inside obstore (file changed, unreadable), if that is the cause."""
+    seen = exc
+    while seen is not None:
+        if isinstance(seen, MLAnalyticsError):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return exc
 
 
 _S3_CODE = re.compile(r"<Code>([^<]+)</Code>")
@@ -102,6 +123,7 @@ class S3(CloudProvider):
                  regionName: str | None = None, bucketName: str | None = None, endpoint_url: str | None = None,
                  virtualHostedStyle: bool | None = None, partSizeMiB: int = DEFAULT_PART_SIZE // MiB,
                  partConcurrency: int = DEFAULT_PART_CONCURRENCY, verifyTls: bool = True,
+                 checksumAlgorithm: str | None = None, md5Multipart: bool = False,
                  retry: RetryPolicy | None = None, **legacy: Any):
         legacy.pop("service_name", None)  # the seed's [AWS] service_name: accepted and ignored
         if legacy:
@@ -126,6 +148,14 @@ class S3(CloudProvider):
         else:  # AWS's virtual-hosted default applies to AWS's own endpoints, not to a custom endpoint_url
             self.virtual_hosted_style = self.quirks.virtual_hosted_style and not (
                 endpoint_url and not self.quirks.endpoint_required and self.quirks.addressing_configurable)
+        algorithm = (checksumAlgorithm or self.quirks.checksum_algorithm).lower()
+        if algorithm not in ("sha256", "crc64nvme") or (checksumAlgorithm and not self.quirks.checksum_configurable
+                                                         and algorithm != self.quirks.checksum_algorithm):
+            allowed = "sha256 or crc64nvme" if self.quirks.checksum_configurable else self.quirks.checksum_algorithm
+            raise ConfigError(f"must be {allowed}, got {checksumAlgorithm!r}", section=self.section,
+                              key="checksum_algorithm")
+        self.checksum_algorithm = algorithm
+        self.md5_multipart = md5Multipart
         self.part_size = partSizeMiB * MiB
         self.part_concurrency = max(1, partConcurrency)
         self.verify_tls = verifyTls
@@ -153,9 +183,9 @@ class S3(CloudProvider):
             except ImportError:
                 raise ProviderNotInstalledError(
                     f"[{self.section}] needs obstore: pip install 'ml-analytics-cloud[{self.extra}]'") from None
-            config: dict[str, Any] = {"region": self.region, "checksum_algorithm": self.quirks.checksum_algorithm,
+            config: dict[str, Any] = {"region": self.region, "checksum_algorithm": self.checksum_algorithm,
                                       "virtual_hosted_style_request": self.virtual_hosted_style,
-                                      "conditional_put": "etag"}
+                                      "unsigned_payload": self.quirks.unsigned_payload, "conditional_put": "etag"}
             client_options: dict[str, Any] = self.retry.obstore_client_options()
             endpoint = self._effective_endpoint()
             if endpoint:
@@ -214,25 +244,34 @@ class S3(CloudProvider):
         return StorageError(summary, **kw)
 
     # -- contract -------------------------------------------------------------------------------------
-    def put_file(self, path: str | os.PathLike, key: str) -> StoredObject:
-        import obstore as obs
+    def buffer_bytes(self, size: int) -> int:
+        return size if size <= self.part_size else self.part_size * (self.part_concurrency + 1)
 
-        src = SourceFile(path)
-        try:
-            if src.size <= self.part_size:
-                result = obs.put(self.store, key, src.read_all(), use_multipart=False)
-            else:
-                result = obs.put(self.store, key, src.chunks(self.part_size), chunk_size=self.part_size,
-                                 max_concurrency=self.part_concurrency)
-        except MLAnalyticsError:
-            raise
-        except Exception as e:
-            raise self._error(e.__cause__ if isinstance(e.__cause__, MLAnalyticsError) else e, key, writing=True) \
-                from None
-        return StoredObject(self.section, key, self.uri(key), src.bytes_read, src.md5,
+    def _stored(self, key: str, size: int, md5: str | None, result: dict) -> StoredObject:
+        return StoredObject(self.section, key, self.uri(key), size, md5,
                             etag=(result.get("e_tag") or "").strip('"') or None)
 
-    def put_bytes(self, data: bytes, key: str) -> StoredObject:
+    def put_file(self, path: str | os.PathLike, key: str) -> StoredObject:
+        """Small files in one PUT (with their MD5); big files as a multipart upload streamed from disk.
+
+        The stream re-checks the file at its end: if it changed, the iterator raises, obstore aborts
+        the multipart upload and whatever the key held before stays as it was.
+        """
+        import obstore as obs
+
+        src = SourceFile(path, md5=True)
+        if src.size <= self.part_size:
+            return self.put_bytes(src.read_all(), key, src.md5)
+        if not self.md5_multipart:
+            src = SourceFile(path, md5=False)
+        try:
+            result = obs.put(self.store, key, src.chunks(self.part_size), chunk_size=self.part_size,
+                             max_concurrency=self.part_concurrency)
+        except Exception as e:
+            raise self._error(_root(e), key, writing=True) from None
+        return self._stored(key, src.bytes_read, src.md5, result)
+
+    def put_bytes(self, data: bytes, key: str, md5: str | None = None) -> StoredObject:
         import hashlib
 
         import obstore as obs
@@ -241,8 +280,19 @@ class S3(CloudProvider):
             result = obs.put(self.store, key, data, use_multipart=False)
         except Exception as e:
             raise self._error(e, key, writing=True) from None
-        return StoredObject(self.section, key, self.uri(key), len(data), hashlib.md5(data).hexdigest(),
-                            etag=(result.get("e_tag") or "").strip('"') or None)
+        return self._stored(key, len(data), md5 or hashlib.md5(data).hexdigest(), result)
+
+    async def put_bytes_async(self, data: bytes, key: str, md5: str | None = None) -> StoredObject:
+        """The same single PUT on obstore's async runtime: many small files in flight from one thread."""
+        import hashlib
+
+        import obstore as obs
+
+        try:
+            result = await obs.put_async(self.store, key, data, use_multipart=False)
+        except Exception as e:
+            raise self._error(e, key, writing=True) from None
+        return self._stored(key, len(data), md5 or hashlib.md5(data).hexdigest(), result)
 
     def stat(self, key: str) -> ObjectInfo | None:
         import obstore as obs

@@ -121,7 +121,7 @@ def push(ctx, paths, prefix, to, spec_name, ingest_from, append, wait, timeout, 
         section = _ingest_provider(mc, ingest_from, list(providers))
         show = not json_mode and sys.stderr.isatty()
         with _Progress(show, sum(p.size for p in planned) * len(providers), len(planned)) as progress:
-            results = mc.run(planned, on_result=progress.advance)
+            results = mc.run(planned, on_result=progress.on_result, on_bytes=progress.on_bytes)
         upload_ok = all(r.status != "failed" for r in results)
         doc = {"results": [r.to_dict() for r in results]}
         if not json_mode:

@@ -67,6 +67,7 @@ class Server:
     def __init__(self, workdir: str | os.PathLike | None = None):
         self._own_dir = workdir is None
         self.workdir = Path(workdir or tempfile.mkdtemp(prefix=f"ml-analytics-{self.name}-"))
+        self.workdir.mkdir(parents=True, exist_ok=True)
         self.proc: subprocess.Popen | None = None
         self.log_path = self.workdir / f"{self.name}.log"
 

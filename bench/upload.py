@@ -1,0 +1,231 @@
+"""Upload benchmark: this project against s5cmd, rclone, boto3, raw obstore and the seed's code path.
+
+One run starts SeaweedFS itself (loopback), generates the data, and times each tool on
+(a) one 512 MiB file and (b) 5000 files of 8 KiB, median of --reps repetitions, every tool in
+the same run so ratios are comparable on a noisy machine. It also measures the peak RSS of
+``ml-analytics upload`` sending a 2 GiB file.
+
+    pip install -e '.[all,test,bench]'
+    python bench/upload.py                 # full run (~10 minutes on 2 cores)
+    python bench/upload.py --quick         # smaller sizes, 1 repetition: a smoke test
+
+The seed's code path (a new boto3 client per file, files uploaded one after another, as
+``cloud.py`` + ``aws.py`` did) is ~45 files/s, so by default it runs on a 1000-file subset of
+(b) and its rate is compared; ``--seed-files 5000`` runs it on everything.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from ml_analytics.testing.servers import SeaweedFS
+
+MiB = 1024 * 1024
+
+
+def make_data(root: Path, big_mib: int, small_count: int, small_kib: int, huge_mib: int) -> dict:
+    root.mkdir(parents=True, exist_ok=True)
+    big = root / "big.bin"
+    if not big.exists() or big.stat().st_size != big_mib * MiB:
+        with open(big, "wb") as fh:
+            for _ in range(big_mib):
+                fh.write(os.urandom(MiB))
+    small = root / "small"
+    if not small.exists() or len(list(small.iterdir())) != small_count:
+        shutil.rmtree(small, ignore_errors=True)
+        small.mkdir()
+        for i in range(small_count):
+            (small / f"part-{i:05d}.json").write_bytes(os.urandom(small_kib * 1024))
+    huge = root / "huge.bin"
+    if huge_mib and (not huge.exists() or huge.stat().st_size != huge_mib * MiB):
+        block = os.urandom(16 * MiB)
+        with open(huge, "wb") as fh:
+            for _ in range(huge_mib // 16):
+                fh.write(block)
+    return {"big": big, "small": small, "huge": huge}
+
+
+class Bench:
+    def __init__(self, server: SeaweedFS, workdir: Path):
+        self.s = server
+        self.workdir = workdir
+        self.bucket = server.bucket
+        self.env = dict(os.environ, AWS_ACCESS_KEY_ID=server.access_key, AWS_SECRET_ACCESS_KEY=server.secret_key,
+                        AWS_REGION="us-east-1", AWS_DEFAULT_REGION="us-east-1")
+        self.config = workdir / "config.ini"
+        self.config.write_text(f"[S3]\nendpoint_url = {server.endpoint}\naccess_key = {server.access_key}\n"
+                               f"secret_access_key = {server.secret_key}\nregion_name = us-east-1\n"
+                               f"bucket_name = {self.bucket}\nchecksum_algorithm = crc64nvme\n")
+        self.config.chmod(0o600)
+
+    def prefix(self) -> str:
+        return f"bench/{uuid.uuid4().hex[:8]}"
+
+    def run(self, cmd: list[str], env=None) -> None:
+        proc = subprocess.run(cmd, env=env or self.env, capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise RuntimeError(f"{cmd[0]} failed ({proc.returncode}): {proc.stderr[-800:]}")
+
+    # -- tools -------------------------------------------------------------------------------------
+    def project(self, path: Path, directory: bool) -> None:
+        self.run([sys.executable, "-m", "ml_analytics", "upload", str(path), "--prefix", self.prefix(),
+                  "--config", str(self.config), "--json"])
+
+    def s5cmd(self, path: Path, directory: bool) -> None:
+        src = f"{path}/*" if directory else str(path)
+        dest = f"s3://{self.bucket}/{self.prefix()}/" + ("" if directory else path.name)
+        self.run([shutil.which("s5cmd"), "--endpoint-url", self.s.endpoint, "--log", "error", "cp", src, dest])
+
+    def rclone(self, path: Path, directory: bool) -> None:
+        env = dict(self.env, RCLONE_CONFIG="/dev/null", RCLONE_CONFIG_LOCALS3_TYPE="s3",
+                   RCLONE_CONFIG_LOCALS3_PROVIDER="Other", RCLONE_CONFIG_LOCALS3_ENDPOINT=self.s.endpoint,
+                   RCLONE_CONFIG_LOCALS3_ACCESS_KEY_ID=self.s.access_key,
+                   RCLONE_CONFIG_LOCALS3_SECRET_ACCESS_KEY=self.s.secret_key, RCLONE_CONFIG_LOCALS3_REGION="us-east-1")
+        self.run([shutil.which("rclone"), "copy", str(path), f"locals3:{self.bucket}/{self.prefix()}",
+                  "--transfers", "16", "--checkers", "16"], env=env)
+
+    def _boto3(self):
+        import boto3
+        from botocore.config import Config
+
+        return boto3.client("s3", endpoint_url=self.s.endpoint, aws_access_key_id=self.s.access_key,
+                            aws_secret_access_key=self.s.secret_key, region_name="us-east-1",
+                            config=Config(max_pool_connections=32))
+
+    def boto3_default(self, path: Path, directory: bool, threads: int = 1) -> None:
+        client = self._boto3()
+        prefix = self.prefix()
+        files = sorted(path.iterdir()) if directory else [path]
+        if threads == 1:
+            for f in files:
+                client.upload_file(str(f), self.bucket, f"{prefix}/{f.name}")
+        else:
+            with ThreadPoolExecutor(threads) as pool:
+                list(pool.map(lambda f: client.upload_file(str(f), self.bucket, f"{prefix}/{f.name}"), files))
+
+    def boto3_16(self, path: Path, directory: bool) -> None:
+        self.boto3_default(path, directory, threads=16)
+
+    def obstore_raw(self, path: Path, directory: bool) -> None:
+        """The engine alone, best settings: async, 64 files in flight; the default multipart for big files."""
+        import obstore as obs
+        from obstore.store import S3Store
+
+        store = S3Store(self.bucket, endpoint=self.s.endpoint, access_key_id=self.s.access_key,
+                        secret_access_key=self.s.secret_key, region="us-east-1", client_options={"allow_http": True})
+        prefix = self.prefix()
+        files = sorted(path.iterdir()) if directory else [path]
+
+        async def main():
+            sem = asyncio.Semaphore(64)
+
+            async def one(f):
+                async with sem:
+                    await obs.put_async(store, f"{prefix}/{f.name}", f)
+
+            await asyncio.gather(*(one(f) for f in files))
+
+        asyncio.run(main())
+
+    def seed(self, path: Path, directory: bool, limit: int | None = None) -> None:
+        """The original: cloud.py builds a new AWS(...) (a new boto3 client) for each file, sequentially."""
+        import boto3
+
+        prefix = self.prefix()
+        files = sorted(path.iterdir())[:limit] if directory else [path]
+        for f in files:
+            client = boto3.client(service_name="s3", region_name="us-east-1", aws_access_key_id=self.s.access_key,
+                                  aws_secret_access_key=self.s.secret_key, endpoint_url=self.s.endpoint)
+            with open(f, "rb") as fh:
+                client.upload_fileobj(fh, self.bucket, f"{prefix}/{f.name}")
+
+
+def time_it(fn, reps: int) -> float:
+    times = []
+    for _ in range(reps):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def peak_rss_mib(cmd: list[str], env: dict) -> float:
+    """Peak RSS of a command, measured in a fresh parent so no earlier child counts."""
+    probe = ("import resource, subprocess, sys; subprocess.run(sys.argv[1:], check=True, capture_output=True); "
+             "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)")
+    out = subprocess.run([sys.executable, "-c", probe, *cmd], env=env, capture_output=True, text=True, check=True)
+    return int(out.stdout.strip()) / 1024
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--big-mib", type=int, default=512)
+    ap.add_argument("--small-count", type=int, default=5000)
+    ap.add_argument("--small-kib", type=int, default=8)
+    ap.add_argument("--huge-mib", type=int, default=2048)
+    ap.add_argument("--seed-files", type=int, default=1000)
+    ap.add_argument("--data", type=Path, default=Path(tempfile.gettempdir()) / "ml-analytics-bench-data")
+    ap.add_argument("--only", default="", help="comma-separated tool names to run")
+    ap.add_argument("--quick", action="store_true", help="64 MiB, 500 files, 256 MiB, 1 repetition")
+    args = ap.parse_args()
+    if args.quick:
+        args.reps, args.big_mib, args.small_count, args.huge_mib, args.seed_files = 1, 64, 500, 256, 100
+    data = make_data(args.data, args.big_mib, args.small_count, args.small_kib, args.huge_mib)
+    work = Path(tempfile.mkdtemp(prefix="ml-analytics-bench-"))
+    server = SeaweedFS(workdir=work / "seaweed").start()
+    try:
+        b = Bench(server, work)
+        tools = [("ml-analytics upload", b.project), ("s5cmd", b.s5cmd), ("rclone --transfers 16", b.rclone),
+                 ("boto3 upload_file", b.boto3_default), ("boto3 16 threads", b.boto3_16),
+                 ("raw obstore", b.obstore_raw), ("seed code path", b.seed)]
+        if args.only:
+            keep = args.only.split(",")
+            tools = [t for t in tools if any(k in t[0] for k in keep) or t[0] == "ml-analytics upload"]
+        rows = []
+        for name, fn in tools:
+            if name == "seed code path":
+                big_t = time_it(lambda: fn(data["big"], False), args.reps)
+                n = min(args.seed_files, args.small_count)
+                small_t = time_it(lambda: b.seed(data["small"], True, limit=n), args.reps)
+                small_rate = n / small_t
+                label = f"{name} ({n}-file subset)" if n < args.small_count else name
+            else:
+                big_t = time_it(lambda: fn(data["big"], False), args.reps)
+                small_t = time_it(lambda: fn(data["small"], True), args.reps)
+                small_rate = args.small_count / small_t
+                label = name
+            rows.append((label, big_t, args.big_mib / big_t, small_t, small_rate))
+            print(f"  measured {label}: {args.big_mib / big_t:.0f} MiB/s, {small_rate:.0f} files/s", file=sys.stderr)
+        ours = rows[0]
+        print(f"\nUpload to SeaweedFS on loopback, median of {args.reps}; ratio = this project / tool "
+              f"(> 1: this project is faster)\n")
+        print(f"| tool | 1 × {args.big_mib} MiB s | MiB/s | ratio | {args.small_count} × {args.small_kib} KiB s "
+              f"| files/s | ratio |")
+        print("|---|---|---|---|---|---|---|")
+        for label, big_t, big_rate, small_t, small_rate in rows:
+            print(f"| {label} | {big_t:.2f} | {big_rate:.0f} | {ours[2] / big_rate:.2f} | {small_t:.2f} | "
+                  f"{small_rate:.0f} | {ours[4] / small_rate:.2f} |")
+        if args.huge_mib:
+            rss = peak_rss_mib([sys.executable, "-m", "ml_analytics", "upload", str(data["huge"]), "--prefix",
+                                b.prefix(), "--config", str(b.config), "--json"], b.env)
+            print(f"\nPeak RSS of `ml-analytics upload` sending one {args.huge_mib} MiB file: {rss:.0f} MiB")
+    finally:
+        server.cleanup()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
