@@ -153,6 +153,20 @@ class _Progress:
                 self.bar.update(self.task, advance=result.bytes)
 
 
+def _interactive(json_mode: bool) -> bool:
+    """Progress bars only for a person at a terminal: not with --json, not when output is piped."""
+    return not json_mode and sys.stdout.isatty() and sys.stderr.isatty()
+
+
+def summary_counts(results) -> dict:
+    counts = {"uploaded": 0, "skipped": 0, "failed": 0}
+    for r in results:
+        if r.status in counts:
+            counts[r.status] += 1
+    counts["bytes_uploaded"] = sum(r.bytes for r in results if r.status == "uploaded")
+    return counts
+
+
 def _summarise(output: Output, results, elapsed: float, dry_run: bool = False) -> None:
     from rich.console import Console
     from rich.table import Table
@@ -214,13 +228,12 @@ def upload(ctx, paths, prefix, to, config_path, json_mode, dry_run, skip_existin
             results = [TransferResult(s, p.key, prov.uri(p.key), p.size, None, "planned", None, str(p.source))
                        for s, prov in providers.items() for p in planned]
         else:
-            show = not json_mode and sys.stderr.isatty()
-            with _Progress(show, sum(p.size for p in planned) * len(providers), len(planned)) as progress:
+            with _Progress(_interactive(json_mode), sum(p.size for p in planned) * len(providers), len(planned)) as progress:
                 results = mc.run(planned, skip_existing=skip_existing, on_result=progress.on_result,
                                  on_bytes=progress.on_bytes)
         ok = all(r.status != "failed" for r in results)
         if json_mode:
-            doc = {"ok": ok, "results": [r.to_dict() for r in results]}
+            doc = {"ok": ok, "summary": summary_counts(results), "results": [r.to_dict() for r in results]}
             if dry_run:
                 doc["dry_run"] = True
             output.json(doc)

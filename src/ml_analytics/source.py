@@ -194,7 +194,6 @@ def read_small(path: str | os.PathLike, expected_size: int) -> tuple[bytes, str]
             or before.st_mtime_ns != after.st_mtime_ns:
         raise IntegrityError(f"{path}: file changed while it was read ({expected_size} bytes expected, "
                              f"{len(data)} read); not stored")
-    _progress(len(data))
     return data, hashlib.md5(data).hexdigest()
 
 

@@ -158,33 +158,54 @@ class ByteBudget:
 
 
 class ReadCache:
-    """Recently read small files, so a fan-out to several providers reads each file once."""
+    """Recently read small files, so a fan-out to several providers reads each file once.
+
+    Single-flight: when two lanes ask for the same file at once, one reads and the other waits
+    for that read. Entries are evicted oldest first beyond ``limit`` bytes (a lane that comes
+    later than that reads the file again).
+    """
 
     def __init__(self, limit: int = READ_CACHE_BYTES, enabled: bool = True):
         self.limit = limit
         self.enabled = enabled
         self._items: dict[Path, tuple[bytes, str]] = {}
+        self._pending: dict[Path, list] = {}  # path -> [event, entry, error]
         self._bytes = 0
         self._lock = threading.Lock()
 
     def read(self, item: PlannedFile) -> tuple[bytes, str]:
-        from .source import read_small
+        from . import source
 
         if not self.enabled:
-            return read_small(item.source, item.size)
+            return source.read_small(item.source, item.size)
         with self._lock:
             hit = self._items.get(item.source)
-        if hit is not None:
-            return hit
-        entry = read_small(item.source, item.size)
-        data = entry[0]
-        with self._lock:
-            if len(data) <= self.limit:
-                while self._items and self._bytes + len(data) > self.limit:
-                    old = next(iter(self._items))
-                    self._bytes -= len(self._items.pop(old)[0])
-                self._items[item.source] = entry
-                self._bytes += len(data)
+            if hit is not None:
+                return hit
+            pending = self._pending.get(item.source)
+            owner = pending is None
+            if owner:
+                pending = self._pending[item.source] = [threading.Event(), None, None]
+        if not owner:
+            pending[0].wait()
+            if pending[2] is not None:
+                raise pending[2]
+            return pending[1]
+        try:
+            pending[1] = entry = source.read_small(item.source, item.size)
+        except BaseException as e:
+            pending[2] = e
+            raise
+        finally:
+            with self._lock:
+                self._pending.pop(item.source, None)
+                if pending[1] is not None and len(pending[1][0]) <= self.limit:
+                    while self._items and self._bytes + len(pending[1][0]) > self.limit:
+                        old = next(iter(self._items))
+                        self._bytes -= len(self._items.pop(old)[0])
+                    self._items[item.source] = pending[1]
+                    self._bytes += len(pending[1][0])
+            pending[0].set()
         return entry
 
 
@@ -227,6 +248,11 @@ class TransferEngine:
         return TransferResult(section, item.key, None, item.size, None, "failed", redact(message, secrets),
                               str(item.source))
 
+    def _count(self, n: int) -> None:
+        """Progress for a small file, counted once per provider it reached (it was read only once)."""
+        if self.on_bytes:
+            self.on_bytes(n)
+
     @staticmethod
     def _done(section: str, item: PlannedFile, stored) -> TransferResult:
         return TransferResult(section, stored.key, stored.uri, stored.bytes, stored.md5, "uploaded", None,
@@ -255,7 +281,9 @@ class TransferEngine:
             try:
                 if item.size <= SMALL_FILE:
                     data, md5 = self.cache.read(item)
-                    return self._done(section, item, provider.put_bytes(data, item.key, md5))
+                    result = self._done(section, item, provider.put_bytes(data, item.key, md5))
+                    self._count(item.size)
+                    return result
                 return self._done(section, item, provider.put_file(item.source, item.key))
             finally:
                 budget.release(held)
@@ -272,11 +300,10 @@ class TransferEngine:
         if held is None:
             held = await asyncio.to_thread(budget.acquire, item.size)
         try:
-            from .source import PROGRESS
-
-            PROGRESS.set(self.on_bytes)
             data, md5 = self.cache.read(item)
-            return self._done(section, item, await provider.put_bytes_async(data, item.key, md5))
+            result = self._done(section, item, await provider.put_bytes_async(data, item.key, md5))
+            self._count(item.size)
+            return result
         except Exception as e:
             return self._failed(section, provider, item, e)
         finally:
@@ -316,6 +343,10 @@ class TransferEngine:
             if on_result:
                 on_result(result.provider, result)
 
+        import gc
+
+        gc_was_enabled = gc.isenabled()
+        gc.disable()  # thousands of short-lived objects per second; nothing cyclic is made here
         lanes = []
         for section, provider in self.providers.items():
             lane = self._async_lane if hasattr(provider, "put_bytes_async") else self._thread_lane
@@ -323,8 +354,12 @@ class TransferEngine:
                                           name=f"lane-{section}"))
         for t in lanes:
             t.start()
-        for t in lanes:
-            t.join()
+        try:
+            for t in lanes:
+                t.join()
+        finally:
+            if gc_was_enabled:
+                gc.enable()
         order = {item.key: i for i, item in enumerate(items)}
         sections = list(self.providers)
         results.sort(key=lambda r: (sections.index(r.provider), order.get(r.key, 0)))

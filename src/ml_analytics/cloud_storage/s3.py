@@ -31,7 +31,8 @@ from .base import CloudProvider, ObjectInfo, Option, StoredObject
 log = logging.getLogger(__name__)
 
 MiB = 1024 * 1024
-DEFAULT_PART_SIZE = 16 * MiB
+DEFAULT_PART_SIZE = 8 * MiB
+MAX_PARTS = 10_000  # S3's limit; the part size grows for files that would need more
 DEFAULT_PART_CONCURRENCY = 8
 
 
@@ -223,7 +224,10 @@ class S3(CloudProvider):
         code_s = code.group(1) if code else ""
         status = re.search(r"status code: (\d{3})", text)
         status_s = status.group(1) if status else ""
-        summary = f"{code_s}: {message.group(1)}" if code and message else one_line(text.split("\n")[0], 300)
+        parts = [f"HTTP {status_s}" if status_s else "", code_s, message.group(1) if message else ""]
+        summary = " ".join(p for p in parts[:2] if p) + (f": {parts[2]}" if parts[2] else "")
+        if not code_s:
+            summary = one_line(text.split("\n")[0], 300)
         summary = self.redact(summary)
         kw = {"provider": self.section, "bucket": self.bucket, "key": key}
         name = type(exc).__name__
@@ -244,8 +248,15 @@ class S3(CloudProvider):
         return StorageError(summary, **kw)
 
     # -- contract -------------------------------------------------------------------------------------
+    def part_size_for(self, size: int) -> int:
+        """The part size used for a file of ``size`` bytes: the configured one, grown in whole MiB
+        so that no upload needs more than S3's 10,000 parts."""
+        needed = -(-size // (MAX_PARTS - 1))
+        return max(self.part_size, -(-needed // MiB) * MiB)
+
     def buffer_bytes(self, size: int) -> int:
-        return size if size <= self.part_size else self.part_size * (self.part_concurrency + 1)
+        part = self.part_size_for(size)
+        return size if size <= part else part * (self.part_concurrency + 1)
 
     def _stored(self, key: str, size: int, md5: str | None, result: dict) -> StoredObject:
         return StoredObject(self.section, key, self.uri(key), size, md5,
@@ -264,9 +275,9 @@ class S3(CloudProvider):
             return self.put_bytes(src.read_all(), key, src.md5)
         if not self.md5_multipart:
             src = SourceFile(path, md5=False)
+        part = self.part_size_for(src.size)
         try:
-            result = obs.put(self.store, key, src.chunks(self.part_size), chunk_size=self.part_size,
-                             max_concurrency=self.part_concurrency)
+            result = obs.put(self.store, key, src.chunks(part), chunk_size=part, max_concurrency=self.part_concurrency)
         except Exception as e:
             raise self._error(_root(e), key, writing=True) from None
         return self._stored(key, src.bytes_read, src.md5, result)

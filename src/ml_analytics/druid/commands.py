@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import sys
 import time
 
 import click
 
-from ..cli import EXIT_FAILED, EXIT_OK, Output, _load_multicloud, _output, _Progress, _summarise, cli, config_option
+from ..cli import (EXIT_FAILED, EXIT_OK, Output, _interactive, _load_multicloud, _output, _Progress, _summarise, cli,
+                   config_option, summary_counts)
 from ..errors import UsageError
 
 
@@ -119,11 +119,10 @@ def push(ctx, paths, prefix, to, spec_name, ingest_from, append, wait, timeout, 
         planned = plan_uploads(paths, prefix)
         providers = mc.providers()
         section = _ingest_provider(mc, ingest_from, list(providers))
-        show = not json_mode and sys.stderr.isatty()
-        with _Progress(show, sum(p.size for p in planned) * len(providers), len(planned)) as progress:
+        with _Progress(_interactive(json_mode), sum(p.size for p in planned) * len(providers), len(planned)) as progress:
             results = mc.run(planned, on_result=progress.on_result, on_bytes=progress.on_bytes)
         upload_ok = all(r.status != "failed" for r in results)
-        doc = {"results": [r.to_dict() for r in results]}
+        doc = {"summary": summary_counts(results), "results": [r.to_dict() for r in results]}
         if not json_mode:
             _summarise(output, results, time.monotonic() - started)
         outcome = None

@@ -1,0 +1,251 @@
+"""The transfer engine's behaviour (not its speed): bounds, skip-unchanged, aborts, fan-out, progress."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+import time
+
+import pytest
+from conftest import EXAMPLE_DATA, fresh_name
+
+from ml_analytics.cloud_storage.base import CloudProvider, StoredObject
+from ml_analytics.cloud_storage.local import Local
+from ml_analytics.cloud_storage.s3 import S3
+from ml_analytics.retry import RetryPolicy
+from ml_analytics.testing.proxy import FaultProxy
+from ml_analytics.transfer import TransferEngine, plan_uploads
+
+FAST_FAIL = RetryPolicy(max_retries=1, initial_backoff=0.01, max_backoff=0.05, total_timeout=5)
+
+
+class SlowRecorder(CloudProvider, register=False):
+    """A fake provider that holds each buffer for a while and records what was in flight at once."""
+
+    section = "SLOW"
+
+    def __init__(self, delay=0.02, fail=False):
+        self.bucket = "slow"
+        self.delay, self.fail = delay, fail
+        self.lock = threading.Lock()
+        self.in_flight = self.max_in_flight = 0
+        self.held = self.max_held = 0
+        self.keys = []
+
+    def _enter(self, n):
+        with self.lock:
+            self.in_flight += 1
+            self.held += n
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
+            self.max_held = max(self.max_held, self.held)
+
+    def _leave(self, n, key):
+        with self.lock:
+            self.in_flight -= 1
+            self.held -= n
+            self.keys.append(key)
+
+    def put_bytes(self, data, key, md5=None):
+        self._enter(len(data))
+        try:
+            time.sleep(self.delay)
+            if self.fail:
+                raise RuntimeError("PLANTED failure")
+            return StoredObject(self.section, key, self.uri(key), len(data), md5)
+        finally:
+            self._leave(len(data), key)
+
+    def uri(self, key):
+        return f"slow://{key}"
+
+
+class AsyncSlowRecorder(SlowRecorder, register=False):
+    async def put_bytes_async(self, data, key, md5=None):
+        self._enter(len(data))
+        try:
+            await asyncio.sleep(self.delay)
+            return StoredObject(self.section, key, self.uri(key), len(data), md5)
+        finally:
+            self._leave(len(data), key)
+
+
+@pytest.fixture
+def many_files(tmp_path):
+    d = tmp_path / "many"
+    d.mkdir()
+    for i in range(60):
+        (d / f"f{i:03d}.json").write_bytes(os.urandom(100 * 1024))
+    return plan_uploads([d], "p")
+
+
+@pytest.mark.parametrize("cls,bound", [(SlowRecorder, 3), (AsyncSlowRecorder, 7)])
+def test_concurrency_bound_is_respected(many_files, cls, bound):
+    provider = cls()
+    results = TransferEngine({"SLOW": provider}, concurrency=bound).run(many_files)
+    assert [r.status for r in results] == ["uploaded"] * len(many_files)
+    assert provider.max_in_flight == bound  # reached, never exceeded
+
+
+@pytest.mark.parametrize("cls", [SlowRecorder, AsyncSlowRecorder])
+def test_memory_cap_is_respected(many_files, cls):
+    provider = cls()
+    limit = 1024 * 1024  # ten 100 KiB files fit, not the 40 that concurrency would allow
+    engine = TransferEngine({"SLOW": provider}, concurrency=40, memory_limit=limit)
+    engine.run(many_files)
+    assert provider.max_held <= limit
+    assert engine.budgets["SLOW"].peak <= limit
+    assert provider.max_in_flight >= 5  # the cap limits, it does not serialise
+
+
+def test_part_buffers_are_shrunk_to_fit_the_cap(seaweed):
+    s3 = S3(accessKey=seaweed.access_key, secretAccessKey=seaweed.secret_key, bucketName="test",
+            endpoint_url=seaweed.endpoint, partSizeMiB=16, partConcurrency=8)
+    TransferEngine({"S3": s3}, memory_limit=64 * 1024 * 1024)
+    assert s3.buffer_bytes(10 ** 9) <= 64 * 1024 * 1024
+
+
+def test_fan_out_with_one_provider_failing_completes_the_others(many_files, tmp_path):
+    good, bad = AsyncSlowRecorder(delay=0.001), SlowRecorder(delay=0.001, fail=True)
+    local = Local(root=str(tmp_path / "store"))
+    results = TransferEngine({"GOOD": good, "BAD": bad, "LOCAL": local}).run(many_files)
+    by = {}
+    for r in results:
+        by.setdefault(r.provider, set()).add(r.status)
+    assert by == {"GOOD": {"uploaded"}, "BAD": {"failed"}, "LOCAL": {"uploaded"}}
+    assert all("PLANTED failure" in r.error for r in results if r.provider == "BAD")
+    assert len(list(local.list("p"))) == len(many_files)
+
+
+def test_a_slow_provider_does_not_stall_the_others(many_files):
+    slow, fast = SlowRecorder(delay=0.2), AsyncSlowRecorder(delay=0.0)
+    done_at = {}
+    start = time.monotonic()
+
+    def on_result(provider, result):
+        done_at.setdefault(provider, []).append(time.monotonic() - start)
+
+    TransferEngine({"SLOW": slow, "FAST": fast}, concurrency=2).run(many_files, on_result=on_result)
+    assert max(done_at["FAST"]) < min(sorted(done_at["SLOW"])[-1], 2.0)
+    assert max(done_at["SLOW"]) > 5 * max(done_at["FAST"])
+
+
+def test_fan_out_reads_each_small_file_once(many_files, monkeypatch):
+    import ml_analytics.source as source
+
+    reads = []
+    real = source.read_small
+    monkeypatch.setattr(source, "read_small", lambda p, n: reads.append(p) or real(p, n))
+    TransferEngine({"A": AsyncSlowRecorder(0.001), "B": SlowRecorder(0.001), "C": AsyncSlowRecorder(0.001)}) \
+        .run(many_files)
+    assert len(reads) == len(many_files)
+
+
+def test_progress_counts_every_byte_for_every_provider(many_files):
+    seen = []
+    TransferEngine({"A": AsyncSlowRecorder(0.0), "B": SlowRecorder(0.0)}, on_bytes=seen.append).run(many_files)
+    assert sum(seen) == 2 * sum(p.size for p in many_files)
+
+
+# -- against SeaweedFS -----------------------------------------------------------------------------
+def _s3(seaweed, bucket, endpoint=None, **kw):
+    return S3(accessKey=seaweed.access_key, secretAccessKey=seaweed.secret_key, regionName="us-east-1",
+              bucketName=bucket, endpoint_url=endpoint or seaweed.endpoint, retry=FAST_FAIL, **kw)
+
+
+def test_skip_unchanged_uploads_nothing_the_second_time(cli, seaweed, tmp_path):
+    bucket = seaweed.create_bucket(fresh_name("sync"))
+    data = tmp_path / "data"
+    data.mkdir()
+    for f in EXAMPLE_DATA.glob("*.json"):
+        (data / f.name).write_bytes(f.read_bytes())
+    (data / "big.bin").write_bytes(os.urandom(12 * 1024 * 1024))  # multipart: compared by multipart ETag
+    cfg = tmp_path / "c.ini"
+    cfg.write_text(f"[S3]\nendpoint_url = {seaweed.endpoint}\naccess_key = {seaweed.access_key}\n"
+                   f"secret_access_key = {seaweed.secret_key}\nbucket_name = {bucket}\npart_size_mib = 5\n"
+                   f"[LOCAL]\nroot = {tmp_path / 'store'}\n")
+    cfg.chmod(0o600)
+    first = cli("upload", data, "--prefix", "r", "--config", cfg, "--skip-existing", "--json")
+    assert first.code == 0 and first.json["summary"]["uploaded"] == 6 and first.json["summary"]["skipped"] == 0
+    second = cli("upload", data, "--prefix", "r", "--config", cfg, "--skip-existing", "--json")
+    assert second.json["summary"] == {"uploaded": 0, "skipped": 6, "failed": 0, "bytes_uploaded": 0}
+    (data / "sl_projects.json").write_bytes((data / "sl_projects.json").read_bytes().replace(b"Karnataka", b"KARNATAKA"))
+    third = cli("upload", data, "--prefix", "r", "--config", cfg, "--sync", "--json")
+    changed = {(r["provider"], r["key"]) for r in third.json["results"] if r["status"] == "uploaded"}
+    assert changed == {("S3", "r/sl_projects.json"), ("LOCAL", "r/sl_projects.json")}
+    human = cli("upload", data, "--prefix", "r", "--config", cfg, "--skip-existing")
+    assert "0 uploaded" in human.out and "6 skipped" in human.out.replace("6 skipped", "6 skipped")
+
+
+def _open_uploads(seaweed, bucket):
+    return seaweed.boto3_client().list_multipart_uploads(Bucket=bucket).get("Uploads", [])
+
+
+def test_failed_multipart_upload_is_aborted(seaweed, tmp_path):
+    bucket = seaweed.create_bucket(fresh_name("abort"))
+    big = tmp_path / "big.bin"
+    big.write_bytes(os.urandom(12 * 1024 * 1024))
+    proxy = FaultProxy(seaweed.port, lambda r: ("status", 500, b"<Error><Code>InternalError</Code></Error>")
+                       if r.method == "PUT" and "partNumber=2" in r.target else None)
+    try:
+        s3 = _s3(seaweed, bucket, endpoint=proxy.endpoint, partSizeMiB=5)
+        results = TransferEngine({"S3": s3}).run(plan_uploads([big], "p"))
+    finally:
+        proxy.close()
+    assert results[0].status == "failed" and "InternalError" in results[0].error
+    assert any(r.method == "DELETE" and "uploadId=" in r.target for r in proxy.requests)
+    assert _open_uploads(seaweed, bucket) == []
+    assert seaweed.boto3_client().list_objects_v2(Bucket=bucket).get("KeyCount") == 0
+
+
+def test_file_changing_during_multipart_keeps_the_previous_version(seaweed, tmp_path, monkeypatch):
+    bucket = seaweed.create_bucket(fresh_name("torn"))
+    big = tmp_path / "big.bin"
+    original = os.urandom(11 * 1024 * 1024)
+    big.write_bytes(original)
+    s3 = _s3(seaweed, bucket, partSizeMiB=5)
+    s3.put_file(big, "p/big.bin")
+    big.write_bytes(os.urandom(11 * 1024 * 1024))
+    import ml_analytics.source as source
+
+    real = source.SourceFile.chunks
+
+    def append_midway(self, size=source.READ_BLOCK):
+        for i, block in enumerate(real(self, size)):
+            if i == 1:
+                with open(big, "ab") as fh:
+                    fh.write(b"late rows\n")
+            yield block
+
+    monkeypatch.setattr(source.SourceFile, "chunks", append_midway)
+    result = TransferEngine({"S3": s3}).run(plan_uploads([big], "p"))[0]
+    assert result.status == "failed" and ("changed" in result.error or "grew" in result.error)
+    assert _open_uploads(seaweed, bucket) == []
+    stored = seaweed.boto3_client().get_object(Bucket=bucket, Key="p/big.bin")["Body"].read()
+    assert stored == original
+
+
+def test_progress_bar_only_on_a_terminal(tmp_path):
+    import pty
+    import subprocess
+    import sys
+
+    master, slave = pty.openpty()
+    proc = subprocess.Popen([sys.executable, "-m", "ml_analytics", "upload", str(EXAMPLE_DATA)], cwd=tmp_path,
+                            stdout=slave, stderr=slave, env=dict(os.environ, COLUMNS="120"))
+    os.close(slave)
+    out = b""
+    while True:
+        try:
+            chunk = os.read(master, 4096)
+        except OSError:
+            break
+        if not chunk:
+            break
+        out += chunk
+    proc.wait()
+    text = out.decode("utf-8", "replace")
+    assert proc.returncode == 0 and "uploading" in text and "done: 4 files" in text
+    piped = subprocess.run([sys.executable, "-m", "ml_analytics", "upload", str(EXAMPLE_DATA)], cwd=tmp_path,
+                           capture_output=True, text=True)
+    assert "uploading" not in piped.stdout + piped.stderr
