@@ -59,25 +59,32 @@ class RetryPolicy:
                 "timeout": timedelta(seconds=self.request_timeout)}
 
     # -- azure-core ----------------------------------------------------------------------------------
+    def backoff(self, attempt: int) -> float:
+        """Seconds to wait before retry number ``attempt`` (0-based): capped exponential, full jitter."""
+        import random
+
+        return random.uniform(0.5, 1.0) * min(self.max_backoff, self.initial_backoff * 2 ** attempt)
+
     def azure_kwargs(self) -> dict:
-        return {"retry_total": self.max_retries, "retry_connect": self.max_retries, "retry_read": self.max_retries,
-                "retry_status": self.max_retries, "retry_backoff_factor": self.initial_backoff,
-                "retry_backoff_max": self.max_backoff, "connection_timeout": self.connect_timeout,
-                "read_timeout": self.request_timeout}
+        """azure-storage-blob settings. Its own retry policy (15 s first backoff) is replaced by ours."""
+        from azure.storage.blob import ExponentialRetry
+
+        policy = self
+
+        class _Retry(ExponentialRetry):
+            def get_backoff_time(self, settings):
+                return policy.backoff(settings["count"])
+
+        n = self.max_retries
+        return {"retry_policy": _Retry(retry_total=n, retry_connect=n, retry_read=n, retry_status=n,
+                                       retry_to_secondary=False),
+                "connection_timeout": self.connect_timeout, "read_timeout": self.request_timeout}
 
     # -- google-api-core ---------------------------------------------------------------------------
     def google_retry(self):
-        from google.api_core import exceptions as gexc
-        from google.api_core.retry import Retry, if_exception_type
+        """google-cloud-storage's own predicate (it knows its transport's errors: 408, 429, 5xx,
+        connection resets) with our delays and deadline."""
+        from google.cloud.storage.retry import DEFAULT_RETRY
 
-        try:
-            import requests
-
-            connection_errors = (requests.exceptions.ConnectionError, requests.exceptions.ChunkedEncodingError,
-                                 requests.exceptions.Timeout)
-        except ImportError:  # pragma: no cover
-            connection_errors = ()
-        predicate = if_exception_type(gexc.TooManyRequests, gexc.InternalServerError, gexc.BadGateway,
-                                      gexc.ServiceUnavailable, gexc.GatewayTimeout, ConnectionError, *connection_errors)
-        return Retry(predicate=predicate, initial=self.initial_backoff, maximum=self.max_backoff, multiplier=2,
-                     timeout=self.total_timeout)
+        return DEFAULT_RETRY.with_delay(initial=self.initial_backoff, maximum=self.max_backoff, multiplier=2) \
+            .with_timeout(self.total_timeout)

@@ -173,8 +173,9 @@ class GCP(CloudProvider):
             pass
         blob = self.gcs_bucket.blob(key, chunk_size=CHUNK_SIZE)
         with open(path, "rb") as fh:
-            self._upload(key, blob, lambda **kw: blob.upload_from_file(fh, size=src.size, **kw))
-        return self._verified(key, blob, src.bytes_read, src.md5)
+            landed = self._upload(key, blob, lambda **kw: blob.upload_from_file(fh, size=src.size, **kw),
+                                  size=src.size, md5=src.md5)
+        return landed or self._verified(key, blob, src.bytes_read, src.md5)
 
     def put_bytes(self, data: bytes, key: str, md5: str | None = None) -> StoredObject:
         import hashlib
@@ -182,18 +183,30 @@ class GCP(CloudProvider):
         md5 = md5 or hashlib.md5(data).hexdigest()
         blob = self.gcs_bucket.blob(key)
         blob.md5_hash = base64.b64encode(bytes.fromhex(md5)).decode()  # sent in the metadata, checked
-        self._upload(key, blob, lambda **kw: blob.upload_from_string(data, **kw))
-        return self._verified(key, blob, len(data), md5)
+        landed = self._upload(key, blob, lambda **kw: blob.upload_from_string(data, **kw), size=len(data), md5=md5)
+        return landed or self._verified(key, blob, len(data), md5)
 
-    def _upload(self, key: str, blob, send) -> None:
+    def _upload(self, key: str, blob, send, *, size: int, md5: str) -> StoredObject | None:
+        """Send; if sending failed, the store may still have acted (the answer was lost): when it
+        holds exactly these bytes (same size and MD5), that is success, returned here."""
         try:
             send(content_type="application/octet-stream", checksum="md5", retry=self.retry.google_retry(),
                  timeout=self.retry.request_timeout)
+            return None
         except MLAnalyticsError:
             raise
         except Exception as e:
             cause = e.__context__ if isinstance(e.__context__, MLAnalyticsError) else e
-            raise self._error(cause, key, writing=True) from None
+            error = self._error(cause, key, writing=True)
+        try:
+            info = self.stat(key)
+        except MLAnalyticsError:
+            info = None
+        if info is not None and info.size == size and info.md5 == md5:
+            log.info("GCP: %s was stored although its answer was lost", key)
+            return StoredObject(self.section, key, self.uri(key), size, md5,
+                                etag=str(info.extra.get("generation") or "") or None)
+        raise error
 
     def _verified(self, key: str, blob, size: int, md5: str) -> StoredObject:
         stored_md5 = base64.b64decode(blob.md5_hash).hex() if blob.md5_hash else None

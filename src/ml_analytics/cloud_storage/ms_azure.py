@@ -141,8 +141,12 @@ class MSAzure(CloudProvider):
         if src.size <= SINGLE_PUT_LIMIT:
             return self.put_bytes(src.read_all(), key, src.md5)
         md5 = file_md5(path)  # the blob-level MD5 must be known before the commit
-        with src.reader() as stream:
-            stored = self._upload(key, stream, src.size, md5, max_concurrency=self.max_concurrency)
+        try:
+            with src.reader() as stream:
+                stored = self._upload(key, stream, src.size, md5, max_concurrency=self.max_concurrency)
+        except MLAnalyticsError:
+            self.discard_uncommitted(key)
+            raise
         if src.md5 != md5:  # changed between hashing and upload: the committed blob is not the file
             self.delete(key)
             raise IntegrityError(f"{path}: file changed while it was uploaded; not stored", provider=self.section,
@@ -153,6 +157,28 @@ class MSAzure(CloudProvider):
         import hashlib
 
         return self._upload(key, data, len(data), md5 or hashlib.md5(data).hexdigest())
+
+    def discard_uncommitted(self, key: str) -> None:
+        """Drop blocks a failed upload staged but never committed (Azure keeps them a week).
+
+        Azure discards uncommitted blocks when a block list is committed, so re-commit what the
+        blob already had (content and properties unchanged), or, when there was no blob, commit an
+        empty list and delete it.
+        """
+        try:
+            blob = self.container.get_blob_client(key)
+            committed, uncommitted = blob.get_block_list("all")
+            if not uncommitted:
+                return
+            if committed:
+                props = blob.get_blob_properties()
+                blob.commit_block_list([b.id for b in committed], content_settings=props.content_settings,
+                                       metadata=props.metadata)
+            else:
+                blob.commit_block_list([])
+                blob.delete_blob()
+        except Exception as e:  # best effort: the upload's own error is what the user needs to see
+            log.warning("AZURE: could not discard uncommitted blocks of %s: %s", key, self.redact(one_line(e, 200)))
 
     def _upload(self, key: str, data, size: int, md5: str, **kwargs) -> StoredObject:
         """One blob upload with a per-request Content-MD5 the service checks and the blob MD5 stored."""

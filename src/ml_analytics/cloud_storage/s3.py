@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -276,11 +277,60 @@ class S3(CloudProvider):
         if not self.md5_multipart:
             src = SourceFile(path, md5=False)
         part = self.part_size_for(src.size)
+        started = time.time()
         try:
             result = obs.put(self.store, key, src.chunks(part), chunk_size=part, max_concurrency=self.part_concurrency)
         except Exception as e:
             raise self._error(_root(e), key, writing=True) from None
+        finally:
+            self.sweep_orphans(key, started)
         return self._stored(key, src.bytes_read, src.md5, result)
+
+    def sweep_orphans(self, key: str, since: float) -> int:
+        """Abort multipart uploads of ``key`` begun since ``since`` that hold no parts.
+
+        When the answer to CreateMultipartUpload is lost, the engine retries and the first upload
+        id is left open, invisible and billed (boto3 leaves it too). Such an orphan has no parts:
+        every part went to the retried upload. Uploads with parts (another writer's, live) are
+        never touched. Needs boto3 (installed with this provider's extra); skipped without it.
+        """
+        try:
+            client = self._sweeper()
+        except ImportError:
+            return 0
+        aborted = 0
+        try:
+            listing = client.list_multipart_uploads(Bucket=self.bucket, Prefix=key)
+            for upload in listing.get("Uploads", []):
+                initiated = upload["Initiated"].timestamp()
+                if upload["Key"] != key or initiated < since - 5:
+                    continue
+                parts = client.list_parts(Bucket=self.bucket, Key=key, UploadId=upload["UploadId"])
+                if not parts.get("Parts"):
+                    client.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload["UploadId"])
+                    aborted += 1
+                    log.info("%s: aborted an orphaned multipart upload of %s", self.section, key)
+        except Exception as e:  # the sweep is a courtesy: never turn an upload's outcome into a failure
+            log.warning("%s: could not check for orphaned multipart uploads of %s: %s", self.section, key,
+                        self.redact(one_line(e, 200)))
+        return aborted
+
+    def _sweeper(self):
+        if getattr(self, "_boto", None) is None:
+            import boto3
+            from botocore.config import Config
+
+            kwargs: dict[str, Any] = {}
+            if self._access_key:
+                kwargs = {"aws_access_key_id": self._access_key, "aws_secret_access_key": self._secret_key}
+            self._boto = boto3.session.Session().client(
+                "s3", endpoint_url=self.endpoint_url, region_name=self.region, verify=self.verify_tls,
+                config=Config(s3={"addressing_style": "virtual" if self.virtual_hosted_style else "path"},
+                              request_checksum_calculation="when_required",
+                              response_checksum_validation="when_required",
+                              retries={"max_attempts": 3, "mode": "standard"},
+                              connect_timeout=self.retry.connect_timeout, read_timeout=60), **kwargs)
+        return self._boto
 
     def put_bytes(self, data: bytes, key: str, md5: str | None = None) -> StoredObject:
         import hashlib
@@ -354,6 +404,7 @@ class S3(CloudProvider):
 
     def close(self) -> None:
         self._store = None
+        self._boto = None
 
     @property
     def secrets(self) -> set[str]:

@@ -11,7 +11,8 @@ what to do:
 * ``("after", code, body)``: forward, let the server act, then answer ``code`` instead (the
   response is lost after the store acted).
 * ``("reset",)``: close the connection before forwarding; ``("reset-mid",)``: forward half the
-  body then close; ``("stall", seconds)``: wait, then forward.
+  body then close; ``("drop-response",)``: forward all of it, let the server act, then close
+  without answering; ``("stall", seconds)``: wait, then forward.
 """
 
 from __future__ import annotations
@@ -155,6 +156,8 @@ class FaultProxy:
                     return
                 status_line, resp_headers = resp_head
                 resp_body = b"" if method == "HEAD" else await _read_body(up_reader, resp_headers)
+                if kind == "drop-response":
+                    return
                 if kind == "after":
                     writer.write(_encode_response(action[1], action[2] if len(action) > 2 else b""))
                 else:
