@@ -110,7 +110,9 @@ _S3_MESSAGE = re.compile(r"<Message>([^<]+)</Message>")
 _AUTH_CODES = {"SignatureDoesNotMatch", "InvalidAccessKeyId", "InvalidToken", "ExpiredToken",
                "AuthorizationHeaderMalformed", "InvalidSecurity", "InvalidClientTokenId"}
 _NETWORK_HINTS = ("error sending request", "connection refused", "dns error", "failed to lookup",
-                  "tcp connect error", "connection reset", "timed out", "operation timed out", "client error (connect)")
+                  "tcp connect error", "connection reset", "timed out", "operation timed out", "client error (connect)",
+                  "connection closed", "incomplete message", "broken pipe", "unexpected eof", "error reading a body",
+                  "channel closed")
 
 
 class S3(CloudProvider):
