@@ -80,16 +80,23 @@ def _human_bytes(n: float) -> str:
     return f"{n} B"
 
 
-def _load_multicloud(config_path, sections, output: Output, concurrency: int | None = None):
-    from .cloud_storage.cloud import MultiCloud
+def _load_config(config_path, output: Output):
+    """The config, with its secrets registered for redaction and a warning if others can read it."""
     from .cloud_storage.registry import registry
+    from .config import Config
 
-    mc = MultiCloud(config_path, sections=sections or None, concurrency=concurrency)
-    output.add_secrets(mc.config.secrets(registry.secret_keys()))
-    warning = mc.config.permission_warning()
+    config = Config.load(config_path, known_sections=tuple(registry.sections()))
+    output.add_secrets(config.secrets(registry.secret_keys()))
+    warning = config.permission_warning()
     if warning:
         output.warn(warning)
-    return mc
+    return config
+
+
+def _load_multicloud(config_path, sections, output: Output, concurrency: int | None = None):
+    from .cloud_storage.cloud import MultiCloud
+
+    return MultiCloud(sections=sections or None, concurrency=concurrency, config=_load_config(config_path, output))
 
 
 # -- the group ---------------------------------------------------------------------------------
@@ -251,14 +258,9 @@ def upload(ctx, paths, prefix, to, config_path, json_mode, dry_run, skip_existin
 def check(ctx, config_path, offline, json_mode):
     """Validate the config and prove each configured bucket is reachable and writable."""
     from .cloud_storage.registry import registry
-    from .config import Config
 
     output = _output(ctx, json_mode)
-    config = Config.load(config_path, known_sections=tuple(registry.sections()))
-    output.add_secrets(config.secrets(registry.secret_keys()))
-    warning = config.permission_warning()
-    if warning:
-        output.warn(warning)
+    config = _load_config(config_path, output)
     rows = []
     worst = EXIT_OK
     provider_sections = [s for s in config.sections() if registry.is_provider(s)]

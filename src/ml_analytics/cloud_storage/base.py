@@ -17,6 +17,7 @@ from __future__ import annotations
 import inspect
 import os
 import tempfile
+from contextlib import contextmanager
 import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
@@ -24,7 +25,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from ..errors import ConfigError, redact
+from ..errors import ConfigError, MLAnalyticsError, redact
 from ..keys import normalize_prefix, object_key
 
 if TYPE_CHECKING:
@@ -225,6 +226,20 @@ class CloudProvider:
 
     def redact(self, text: str) -> str:
         return redact(str(text), self.secrets)
+
+    def _error(self, exc: BaseException, key: str = "", writing: bool = False) -> Exception:
+        """Map a library exception to this project's typed errors (providers override)."""
+        return exc
+
+    @contextmanager
+    def translating_errors(self, key: str = "", writing: bool = False):
+        """Let our own errors through; turn a library's into a typed, redacted one-line error."""
+        try:
+            yield
+        except MLAnalyticsError:
+            raise
+        except Exception as e:
+            raise self._error(e, key, writing) from None
 
     @staticmethod
     def list_prefix(prefix: str) -> str:

@@ -231,14 +231,10 @@ class GCP(CloudProvider):
                           extra={"generation": blob.generation})
 
     def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
-        try:
+        with self.translating_errors():
             for blob in self.gcs_bucket.client.list_blobs(self.gcs_bucket, prefix=self.list_prefix(prefix) or None,
                                                           retry=self.retry.google_retry()):
                 yield self._info(blob)
-        except MLAnalyticsError:
-            raise
-        except Exception as e:
-            raise self._error(e) from None
 
     def delete(self, key: str) -> None:
         from google.api_core.exceptions import NotFound

@@ -215,13 +215,9 @@ class MSAzure(CloudProvider):
                           md5=bytes(md5).hex() if md5 else None, last_modified=props.last_modified)
 
     def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
-        try:
+        with self.translating_errors():
             for props in self.container.list_blobs(name_starts_with=self.list_prefix(prefix) or None):
                 yield self._info(props)
-        except MLAnalyticsError:
-            raise
-        except Exception as e:
-            raise self._error(e) from None
 
     def delete(self, key: str) -> None:
         from azure.core.exceptions import ResourceNotFoundError

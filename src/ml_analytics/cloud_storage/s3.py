@@ -373,17 +373,11 @@ class S3(CloudProvider):
         import obstore as obs
 
         start = self.list_prefix(prefix).rstrip("/") or None
-        try:
+        with self.translating_errors():
             for batch in obs.list(self.store, prefix=start):
                 for meta in batch:
                     yield ObjectInfo(meta["path"], meta["size"], etag=(meta.get("e_tag") or "").strip('"') or None,
                                      last_modified=meta.get("last_modified"))
-        except FileNotFoundError as e:
-            raise self._error(e) from None
-        except MLAnalyticsError:
-            raise
-        except Exception as e:
-            raise self._error(e) from None
 
     def delete(self, key: str) -> None:
         import obstore as obs

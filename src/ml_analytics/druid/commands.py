@@ -6,8 +6,8 @@ import time
 
 import click
 
-from ..cli import (EXIT_FAILED, EXIT_OK, Output, _interactive, _load_multicloud, _output, _Progress, _summarise, cli,
-                   config_option, summary_counts)
+from ..cli import (EXIT_FAILED, EXIT_OK, Output, _interactive, _load_config, _load_multicloud, _output, _Progress,
+                   _summarise, cli, config_option, summary_counts)
 from ..errors import UsageError
 
 
@@ -174,14 +174,11 @@ def druid():
 @click.pass_context
 def druid_status(ctx, task_id, config_path, json_mode):
     """Show a task's status."""
-    from ..cloud_storage.registry import registry
-    from ..config import Config
     from ..retry import RetryPolicy
     from .handoff import DruidSettings
 
     output = _output(ctx, json_mode)
-    config = Config.load(config_path, known_sections=tuple(registry.sections()))
-    output.add_secrets(config.secrets(registry.secret_keys()))
+    config = _load_config(config_path, output)
     client = DruidSettings.from_config(config).client(RetryPolicy.from_config(config))
     if client is None:
         raise UsageError(f"{config.path}: [DRUID] batch_url is not set")
