@@ -120,11 +120,28 @@ AZURE_CASES = {
     "stored, then 500, every 3rd write": F.every(3, F.ACTED_THEN_500, when=F.writes),
     "stall longer than the timeout": F.first(("stall", 4), when=F.writes),
 }
+def _gcs_single_request(req):
+    return req.method == "POST" and "uploadType=multipart" in req.target
+
+
+def _gcs_final_chunk(req):
+    """The last PUT of a resumable session (Content-Range: bytes A-B/TOTAL with B + 1 == TOTAL)."""
+    rng = req.headers.get("content-range", "")
+    if req.method != "PUT" or "upload_id=" not in req.target or "/" not in rng or "-" not in rng:
+        return False
+    span, total = rng.split(" ", 1)[-1].split("/")
+    return total.isdigit() and int(span.split("-")[1]) + 1 == int(total)
+
+
+# fake-gcs-server does not implement resumable-session recovery (a chunk re-sent after a lost answer
+# gets 404 where GCS answers 308 with the committed range), so lost answers are injected on single
+# requests and on a session's last chunk only.
 GCS_CASES = {
     "429 burst of 3": F.burst(1, 3, F.GCS_TOO_MANY),
     "503 every 3rd request": F.every(3, F.HTTP_503),
     "reset before the body, every 4th": F.every(4, F.RESET_BEFORE),
-    "stored, then 500, every 3rd write": F.every(3, F.ACTED_THEN_500, when=F.writes),
+    "stored, then 500, every 2nd single-request upload": F.every(2, F.ACTED_THEN_500, when=_gcs_single_request),
+    "last resumable chunk stored, answer lost": F.first(F.ACTED_THEN_500, when=_gcs_final_chunk),
 }
 CASES = [("S3", n, r) for n, r in S3_CASES.items()] + [("AZURE", n, r) for n, r in AZURE_CASES.items()] + \
         [("GCP", n, r) for n, r in GCS_CASES.items()]
@@ -140,7 +157,15 @@ def target_for(seaweed, azurite, fake_gcs):
 def test_faults_lose_nothing_and_leave_nothing(section, case, rule, target_for, dataset, tmp_path):
     target = target_for[section]()
     _add_big(dataset, BIG[section])
-    proxy = FaultProxy(target.server.port, rule)
+    fired = []
+
+    def counted(req):
+        action = rule(req)
+        if action is not None:
+            fired.append(action)
+        return action
+
+    proxy = FaultProxy(target.server.port, counted)
     try:
         cfg = tmp_path / "c.ini"
         cfg.write_text(RETRY + target.config(proxy.endpoint))
@@ -156,8 +181,7 @@ def test_faults_lose_nothing_and_leave_nothing(section, case, rule, target_for, 
     for key, data in expected.items():
         assert stored[key] == data, key
     assert target.leftovers() == []
-    injected = sum(1 for r in proxy.requests if rule is not None)
-    assert injected > len(expected)  # the proxy really was in the path
+    assert fired, "the schedule never injected a fault"
 
 
 def test_failure_after_all_retries_is_reported_and_the_rest_uploaded(cli, seaweed, dataset, tmp_path):
