@@ -247,3 +247,17 @@ def test_check_validates_druid_section(cli, tmp_path, seaweed, azurite, fake_gcs
     bad.write_text(cfg.read_text().replace('"index_parallel", "spec"', '"index", "spec"', 1))
     r = cli("check", "--config", bad)
     assert r.code == 2 and "FAIL  [DRUID]" in r.err and "project_injestion_spec" in r.err
+
+
+def test_http_input_source_with_presigned_urls_from_s3(cli, tmp_path, seaweed, azurite, fake_gcs, overlord):
+    cfg = config_for("S3", tmp_path, seaweed, azurite, fake_gcs, overlord=overlord)
+    r = cli("push", EXAMPLE_DATA / "sl_projects.json", "--prefix", "signed", "--spec", "project_injestion_spec",
+            "--config", cfg, "--input-source", "http", "--json")
+    assert r.code == 0, r.err
+    d = r.json["druid"]
+    assert d["status"] == "SUCCESS" and d["rows"] == ROWS and d["input_source"] == "http"
+    uri = overlord.submitted[-1]["spec"]["ioConfig"]["inputSource"]["uris"][0]
+    assert uri.startswith(seaweed.endpoint) and "X-Amz-Signature=" in uri
+    assert "X-Amz-Signature" not in r.out  # the signed URL goes to Druid and the 600-mode task file only
+    spec_file = tmp_path / d["spec_path"]
+    assert spec_file.stat().st_mode & 0o077 == 0

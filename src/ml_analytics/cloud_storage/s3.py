@@ -389,6 +389,15 @@ class S3(CloudProvider):
         except Exception as e:
             raise self._error(e, key) from None
 
+    def sign_url(self, key: str, expires_seconds: int = 6 * 3600) -> str:
+        """A pre-signed GET URL (for Druid's ``http`` input source); valid ``expires_seconds``."""
+        from datetime import timedelta
+
+        import obstore as obs
+
+        with self.translating_errors(key):
+            return obs.sign(self.store, "GET", key, timedelta(seconds=expires_seconds))
+
     def druid_input_source(self, keys: Iterable[str], **options: Any) -> dict:
         source: dict[str, Any] = {"type": "s3", "uris": [self.uri(k) for k in keys]}
         if self.quirks.druid_endpoint_config and self.endpoint_url:
