@@ -33,8 +33,7 @@ def is_unchanged(provider, item) -> bool:
     if md5:
         return file_md5(item.source) == md5
     etag = (info.etag or "").strip('"')
-    part_size = provider.part_size_for(item.size) if hasattr(provider, "part_size_for") \
-        else getattr(provider, "part_size", None)
+    part_size = provider.part_size_for(item.size)
     if etag and part_size:
         return multipart_etag(item.source, part_size) == etag
     return False

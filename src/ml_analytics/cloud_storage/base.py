@@ -167,6 +167,10 @@ class CloudProvider:
         finally:
             os.unlink(tmp)
 
+    def part_size_for(self, size: int) -> int | None:
+        """The multipart part size an upload of ``size`` bytes uses (S3-style stores), else None."""
+        return self.part_size
+
     def buffer_bytes(self, size: int) -> int:
         """Memory an upload of ``size`` bytes holds at once (for the engine's memory cap)."""
         return min(size, 8 * 1024 * 1024)
