@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 from ..config import Config
 from ..errors import ConfigError, UploadFailedError, UsageError
-from ..transfer import PlannedFile, TransferEngine, TransferResult, plan_uploads
+from ..transfer import DEFAULT_MEMORY_LIMIT, PlannedFile, TransferEngine, TransferResult, plan_uploads
 from .base import CloudProvider
 from .registry import registry
 
@@ -26,7 +26,9 @@ class MultiCloud:
     def __init__(self, config_path: str | os.PathLike | None = None, *, sections: Sequence[str] | None = None,
                  config: Config | None = None, concurrency: int | None = None):
         self.config = config or Config.load(config_path, known_sections=tuple(registry.sections()))
-        self.concurrency = concurrency or self._configured_concurrency()
+        self.concurrency = concurrency or self._common_int("concurrency", 1)  # None: each lane's default
+        memory_mib = self._common_int("memory_limit_mib", 16)
+        self.memory_limit = memory_mib * 1024 * 1024 if memory_mib else DEFAULT_MEMORY_LIMIT
         self._providers: dict[str, CloudProvider] = {}
         configured = self.configured_sections()
         if sections:
@@ -45,17 +47,17 @@ class MultiCloud:
                                   f"(known: {', '.join(registry.sections())})", path=self.config.path)
             self.sections = configured
 
-    def _configured_concurrency(self) -> int | None:
-        """``[COMMON] concurrency``, or None for each lane's own default."""
+    def _common_int(self, key: str, minimum: int) -> int | None:
+        """A whole number from ``[COMMON]`` of at least ``minimum``, or None when unset."""
         from ..config import COMMON_SECTION
         from .base import Option
 
-        value = self.config.get(COMMON_SECTION, "concurrency")
+        value = self.config.get(COMMON_SECTION, key)
         if value is None:
             return None
-        n = Option("concurrency", kind="int").convert(value, path=self.config.path, section=COMMON_SECTION)
-        if n < 1:
-            raise ConfigError("must be at least 1", path=self.config.path, section=COMMON_SECTION, key="concurrency")
+        n = Option(key, kind="int").convert(value, path=self.config.path, section=COMMON_SECTION)
+        if n < minimum:
+            raise ConfigError(f"must be at least {minimum}", path=self.config.path, section=COMMON_SECTION, key=key)
         return n
 
     def configured_sections(self) -> list[str]:
@@ -79,19 +81,7 @@ class MultiCloud:
         return found
 
     def engine(self, on_bytes=None) -> TransferEngine:
-        from ..transfer import DEFAULT_MEMORY_LIMIT
-
-        limit = self.config.get("COMMON", "memory_limit_mib")
-        memory = DEFAULT_MEMORY_LIMIT
-        if limit is not None:
-            from .base import Option
-
-            memory = Option("memory_limit_mib", kind="int").convert(limit, path=self.config.path,
-                                                                    section="COMMON") * 1024 * 1024
-            if memory < 16 * 1024 * 1024:
-                raise ConfigError("must be at least 16", path=self.config.path, section="COMMON",
-                                  key="memory_limit_mib")
-        return TransferEngine(self.providers(), concurrency=self.concurrency, memory_limit=memory,
+        return TransferEngine(self.providers(), concurrency=self.concurrency, memory_limit=self.memory_limit,
                               secrets=self.secrets, on_bytes=on_bytes)
 
     # -- the seed's API -------------------------------------------------------------------------
