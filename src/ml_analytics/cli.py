@@ -160,6 +160,13 @@ class _Progress:
                 self.bar.update(self.task, advance=result.bytes)
 
 
+def _run_with_progress(mc, planned, json_mode: bool, skip_existing: bool = False):
+    """Upload planned files to every provider of ``mc``, with a progress bar for a person at a terminal."""
+    total = sum(p.size for p in planned) * len(mc.sections)
+    with _Progress(_interactive(json_mode), total, len(planned)) as progress:
+        return mc.run(planned, skip_existing=skip_existing, on_result=progress.on_result, on_bytes=progress.on_bytes)
+
+
 def _interactive(json_mode: bool) -> bool:
     """Progress bars only for a person at a terminal: not with --json, not when output is piped."""
     return not json_mode and sys.stdout.isatty() and sys.stderr.isatty()
@@ -200,13 +207,10 @@ def _summarise(output: Output, results, elapsed: float, dry_run: bool = False) -
         output.err(f"failed: {r.provider} {r.key}: {r.error}")
     if len(failed) > 20:
         output.err(f"… and {len(failed) - 20} more failures (use --json for all)")
-    files = len({r.key for r in results})
-    verb = "planned" if dry_run else "done"
-    total = sum(r.bytes for r in results if r.status == "uploaded")
-    output.out(f"{verb}: {files} files, {len(by_provider)} provider(s), "
-               f"{sum(1 for r in results if r.status == 'uploaded')} uploaded ({_human_bytes(total)}), "
-               f"{sum(1 for r in results if r.status == 'skipped')} skipped, {len(failed)} failed "
-               f"in {elapsed:.2f} s")
+    counts = summary_counts(results)
+    output.out(f"{'planned' if dry_run else 'done'}: {len({r.key for r in results})} files, {len(by_provider)} "
+               f"provider(s), {counts['uploaded']} uploaded ({_human_bytes(counts['bytes_uploaded'])}), "
+               f"{counts['skipped']} skipped, {counts['failed']} failed in {elapsed:.2f} s")
 
 
 @cli.command()
@@ -235,9 +239,7 @@ def upload(ctx, paths, prefix, to, config_path, json_mode, dry_run, skip_existin
             results = [TransferResult(s, p.key, prov.uri(p.key), p.size, None, "planned", None, str(p.source))
                        for s, prov in providers.items() for p in planned]
         else:
-            with _Progress(_interactive(json_mode), sum(p.size for p in planned) * len(providers), len(planned)) as progress:
-                results = mc.run(planned, skip_existing=skip_existing, on_result=progress.on_result,
-                                 on_bytes=progress.on_bytes)
+            results = _run_with_progress(mc, planned, json_mode, skip_existing)
         ok = all(r.status != "failed" for r in results)
         if json_mode:
             doc = {"ok": ok, "summary": summary_counts(results), "results": [r.to_dict() for r in results]}

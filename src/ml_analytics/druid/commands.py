@@ -6,7 +6,7 @@ import time
 
 import click
 
-from ..cli import (EXIT_FAILED, EXIT_OK, Output, _interactive, _load_config, _load_multicloud, _output, _Progress,
+from ..cli import (EXIT_FAILED, EXIT_OK, Output, _load_config, _load_multicloud, _output, _run_with_progress,
                    _summarise, cli, config_option, summary_counts)
 from ..errors import UsageError
 
@@ -119,8 +119,7 @@ def push(ctx, paths, prefix, to, spec_name, ingest_from, append, wait, timeout, 
         planned = plan_uploads(paths, prefix)
         providers = mc.providers()
         section = _ingest_provider(mc, ingest_from, list(providers))
-        with _Progress(_interactive(json_mode), sum(p.size for p in planned) * len(providers), len(planned)) as progress:
-            results = mc.run(planned, on_result=progress.on_result, on_bytes=progress.on_bytes)
+        results = _run_with_progress(mc, planned, json_mode)
         upload_ok = all(r.status != "failed" for r in results)
         doc = {"summary": summary_counts(results), "results": [r.to_dict() for r in results]}
         if not json_mode:
