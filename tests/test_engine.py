@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import threading
 import time
@@ -60,16 +59,6 @@ class SlowRecorder(CloudProvider, register=False):
         return f"slow://{key}"
 
 
-class AsyncSlowRecorder(SlowRecorder, register=False):
-    async def put_bytes_async(self, data, key, md5=None):
-        self._enter(len(data))
-        try:
-            await asyncio.sleep(self.delay)
-            return StoredObject(self.section, key, self.uri(key), len(data), md5)
-        finally:
-            self._leave(len(data), key)
-
-
 @pytest.fixture
 def many_files(tmp_path):
     d = tmp_path / "many"
@@ -79,17 +68,24 @@ def many_files(tmp_path):
     return plan_uploads([d], "p")
 
 
-@pytest.mark.parametrize("cls,bound", [(SlowRecorder, 3), (AsyncSlowRecorder, 7)])
-def test_concurrency_bound_is_respected(many_files, cls, bound):
-    provider = cls()
+@pytest.mark.parametrize("bound", [3, 7])
+def test_concurrency_bound_is_respected(many_files, bound):
+    provider = SlowRecorder()
     results = TransferEngine({"SLOW": provider}, concurrency=bound).run(many_files)
     assert [r.status for r in results] == ["uploaded"] * len(many_files)
     assert provider.max_in_flight == bound  # reached, never exceeded
 
 
-@pytest.mark.parametrize("cls", [SlowRecorder, AsyncSlowRecorder])
-def test_memory_cap_is_respected(many_files, cls):
-    provider = cls()
+def test_without_a_bound_each_provider_runs_its_own_default(many_files):
+    wide, narrow = SlowRecorder(), SlowRecorder()
+    wide.default_concurrency = 12
+    TransferEngine({"WIDE": wide, "NARROW": narrow}).run(many_files)
+    assert wide.max_in_flight == 12
+    assert narrow.max_in_flight == CloudProvider.default_concurrency == 16
+
+
+def test_memory_cap_is_respected(many_files):
+    provider = SlowRecorder()
     limit = 1024 * 1024  # ten 100 KiB files fit, not the 40 that concurrency would allow
     engine = TransferEngine({"SLOW": provider}, concurrency=40, memory_limit=limit)
     engine.run(many_files)
@@ -106,7 +102,7 @@ def test_part_buffers_are_shrunk_to_fit_the_cap(seaweed):
 
 
 def test_fan_out_with_one_provider_failing_completes_the_others(many_files, tmp_path):
-    good, bad = AsyncSlowRecorder(delay=0.001), SlowRecorder(delay=0.001, fail=True)
+    good, bad = SlowRecorder(delay=0.001), SlowRecorder(delay=0.001, fail=True)
     local = Local(root=str(tmp_path / "store"))
     results = TransferEngine({"GOOD": good, "BAD": bad, "LOCAL": local}).run(many_files)
     by = {}
@@ -118,7 +114,7 @@ def test_fan_out_with_one_provider_failing_completes_the_others(many_files, tmp_
 
 
 def test_a_slow_provider_does_not_stall_the_others(many_files):
-    slow, fast = SlowRecorder(delay=0.2), AsyncSlowRecorder(delay=0.0)
+    slow, fast = SlowRecorder(delay=0.2), SlowRecorder(delay=0.0)
     done_at = {}
     start = time.monotonic()
 
@@ -136,14 +132,14 @@ def test_fan_out_reads_each_small_file_once(many_files, monkeypatch):
     reads = []
     real = source.read_small
     monkeypatch.setattr(source, "read_small", lambda p, n: reads.append(p) or real(p, n))
-    TransferEngine({"A": AsyncSlowRecorder(0.001), "B": SlowRecorder(0.001), "C": AsyncSlowRecorder(0.001)}) \
+    TransferEngine({"A": SlowRecorder(0.001), "B": SlowRecorder(0.001), "C": SlowRecorder(0.001)}) \
         .run(many_files)
     assert len(reads) == len(many_files)
 
 
 def test_progress_counts_every_byte_for_every_provider(many_files):
     seen = []
-    TransferEngine({"A": AsyncSlowRecorder(0.0), "B": SlowRecorder(0.0)}, on_bytes=seen.append).run(many_files)
+    TransferEngine({"A": SlowRecorder(0.0), "B": SlowRecorder(0.0)}, on_bytes=seen.append).run(many_files)
     assert sum(seen) == 2 * sum(p.size for p in many_files)
 
 

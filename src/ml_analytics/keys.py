@@ -8,6 +8,8 @@ exactly one ``/``: no leading ``/``, no empty segments, no ``.`` segments.
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 from .errors import InvalidKeyError
 
 MAX_KEY_BYTES = 1024  # S3, GCS and Azure all cap object names at 1024 bytes of UTF-8.
@@ -28,6 +30,12 @@ def _segments(part: str, what: str) -> list[str]:
     return segments
 
 
+@lru_cache(maxsize=64)
+def _prefix_segments(prefix: str) -> tuple[str, ...]:
+    """A prefix's segments, checked once however many files are planned under it."""
+    return tuple(_segments(prefix, "prefix"))
+
+
 def object_key(bucket_path: str | None, file_name: str) -> str:
     """Join a prefix and a (relative) file name into an object key, or raise InvalidKeyError."""
     file_name = str(file_name)
@@ -36,7 +44,7 @@ def object_key(bucket_path: str | None, file_name: str) -> str:
     name = _segments(file_name, "file name")
     if not name:
         raise InvalidKeyError(f"file name {file_name!r} is empty")
-    key = "/".join(_segments(str(bucket_path or ""), "prefix") + name)
+    key = "/".join((*_prefix_segments(str(bucket_path or "")), *name))
     if len(key.encode("utf-8")) > MAX_KEY_BYTES:
         raise InvalidKeyError(f"key {key[:60]!r}… is {len(key.encode())} bytes; stores accept at most {MAX_KEY_BYTES}")
     return key

@@ -99,6 +99,8 @@ class CloudProvider:
     description: ClassVar[str] = ""
     extra: ClassVar[str | None] = None  # the pip extra that installs its SDK
     uri_scheme: ClassVar[str] = ""
+    # Uploads in flight per batch, each on its own thread, unless [COMMON] concurrency says otherwise.
+    default_concurrency: ClassVar[int] = 16
 
     bucket: str = ""
     part_size: int | None = None  # S3-style multipart part size, to recompute multipart ETags
