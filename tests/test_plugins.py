@@ -131,3 +131,13 @@ def test_init_writes_a_skeleton_that_check_understands(cli, tmp_path):
     assert check.code == 0 and "ok    [AWS] config valid" in check.out
     again = cli("init")
     assert again.code == 2 and "exists; pass --force" in again.err
+
+
+def test_the_guide_shows_the_plugin_as_it_is():
+    """docs/adding-a-cloud-provider.md prints the PRESIGNED plugin "in full": it must not drift."""
+    root = Path(__file__).resolve().parents[1]
+    guide = (root / "docs" / "adding-a-cloud-provider.md").read_text()
+    source = (root / "examples" / "provider-plugin" / "ml_analytics_presigned" / "__init__.py").read_text()
+    marker = "`examples/provider-plugin/ml_analytics_presigned/__init__.py`, in full:\n\n```python\n"
+    shown = guide.split(marker, 1)[1].split("```\n", 1)[0]
+    assert shown == source

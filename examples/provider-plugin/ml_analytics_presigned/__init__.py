@@ -17,8 +17,6 @@ from __future__ import annotations
 import base64
 import json
 import os
-import urllib.error
-import urllib.request
 from collections.abc import Iterable, Iterator
 
 from ml_analytics.cloud_storage import CloudProvider, ObjectInfo, Option, StoredObject
@@ -49,6 +47,11 @@ class Presigned(CloudProvider):
 
     # -- the signing service ------------------------------------------------------------------------
     def _call(self, url: str, method: str = "GET", data: bytes | None = None, headers: dict | None = None):
+        # Imported here, not at the top: every ml-analytics command imports installed plugins to
+        # learn their sections, so a plugin's module-level imports are start-up time for all of them.
+        import urllib.error
+        import urllib.request
+
         req = urllib.request.Request(url, data=data, method=method, headers=headers or {})
         try:
             with urllib.request.urlopen(req, timeout=self.timeout) as resp:
