@@ -37,14 +37,15 @@ def _stored(server, bucket="test"):
 
 
 def test_server_killed_mid_batch_then_rerun_uploads_only_what_is_missing(tmp_path):
-    data = _small_files(tmp_path / "data")
+    n = 600  # enough that the batch is still running when the store dies
+    data = _small_files(tmp_path / "data", n)
     server = SeaweedFS(workdir=tmp_path / "weed").start()
     try:
         cfg = _config(tmp_path, server)
+        client = server.boto3_client()  # ready before the upload starts: building it takes longer than the batch
         proc = subprocess.Popen([sys.executable, "-m", "ml_analytics", "upload", str(data), "--prefix", "batch",
                                  "--config", str(cfg), "--json", "--to", "S3"],
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        client = server.boto3_client()
         deadline = time.time() + 30
         while time.time() < deadline and client.list_objects_v2(Bucket="test").get("KeyCount", 0) < 40:
             time.sleep(0.02)
@@ -67,7 +68,7 @@ def test_server_killed_mid_batch_then_rerun_uploads_only_what_is_missing(tmp_pat
                         "--skip-existing", cwd=tmp_path)
         assert again.code == 0, again.err
         summary = again.json["summary"]
-        assert summary["uploaded"] == 400 - len(before) and summary["skipped"] == len(before)
+        assert summary["uploaded"] == n - len(before) and summary["skipped"] == len(before)
         after = _stored(server)
         assert set(after) == {f"batch/{p.name}" for p in data.iterdir()}
         assert all(after[k] == (data / k.split("/", 1)[1]).read_bytes() for k in after)
