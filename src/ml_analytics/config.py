@@ -149,6 +149,21 @@ class Config:
                               path=self.path, section=section, key=key)
         return value if value else default
 
+    def number(self, section: str, key: str, *, whole: bool = True, minimum: float = 0) -> int | float | None:
+        """A number from the config (None when unset): a whole number unless ``whole`` is False, at
+        least ``minimum``; anything else is a ConfigError naming the file, section and key."""
+        raw = self.get(section, key)
+        if raw is None:
+            return None
+        try:
+            value = int(raw) if whole else float(raw)
+        except ValueError:
+            raise ConfigError(f"expected a {'whole number' if whole else 'number'}, got {raw!r}", path=self.path,
+                              section=section, key=key) from None
+        if value < minimum:
+            raise ConfigError(f"must be at least {minimum:g}", path=self.path, section=section, key=key)
+        return value
+
     def values(self, section: str) -> dict[str, str]:
         """Every set (non-empty) key of a section."""
         out = {}

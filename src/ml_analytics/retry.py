@@ -29,23 +29,14 @@ class RetryPolicy:
     @classmethod
     def from_config(cls, config) -> "RetryPolicy":
         from .config import COMMON_SECTION
-        from .errors import ConfigError
 
         values = {}
-        for key, field, kind in (("max_retries", "max_retries", "int"), ("retry_timeout", "total_timeout", "float"),
-                                 ("connect_timeout", "connect_timeout", "float"),
-                                 ("request_timeout", "request_timeout", "float")):
-            raw = config.get(COMMON_SECTION, key)
-            if raw is None:
-                continue
-            try:
-                value = int(raw) if kind == "int" else float(raw)
-            except ValueError:
-                raise ConfigError(f"expected a number, got {raw!r}", path=config.path, section=COMMON_SECTION,
-                                  key=key) from None
-            if value < 0:
-                raise ConfigError("must not be negative", path=config.path, section=COMMON_SECTION, key=key)
-            values[field] = value
+        for key, field, whole in (("max_retries", "max_retries", True), ("retry_timeout", "total_timeout", False),
+                                  ("connect_timeout", "connect_timeout", False),
+                                  ("request_timeout", "request_timeout", False)):
+            value = config.number(COMMON_SECTION, key, whole=whole)
+            if value is not None:
+                values[field] = value
         return cls(**values)
 
     # -- obstore ---------------------------------------------------------------------------------

@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 from collections.abc import Sequence
 
-from ..config import Config
+from ..config import COMMON_SECTION, Config
 from ..errors import ConfigError, UploadFailedError, UsageError
 from ..transfer import DEFAULT_MEMORY_LIMIT, PlannedFile, TransferEngine, TransferResult, plan_uploads
 from .base import CloudProvider
@@ -26,8 +26,9 @@ class MultiCloud:
     def __init__(self, config_path: str | os.PathLike | None = None, *, sections: Sequence[str] | None = None,
                  config: Config | None = None, concurrency: int | None = None):
         self.config = config or Config.load(config_path, known_sections=tuple(registry.sections()))
-        self.concurrency = concurrency or self._common_int("concurrency", 1)  # None: each lane's default
-        memory_mib = self._common_int("memory_limit_mib", 16)
+        # Unset: each provider's own default_concurrency.
+        self.concurrency = concurrency or self.config.number(COMMON_SECTION, "concurrency", minimum=1)
+        memory_mib = self.config.number(COMMON_SECTION, "memory_limit_mib", minimum=16)
         self.memory_limit = memory_mib * 1024 * 1024 if memory_mib else DEFAULT_MEMORY_LIMIT
         self._providers: dict[str, CloudProvider] = {}
         configured = self.configured_sections()
@@ -46,19 +47,6 @@ class MultiCloud:
                 raise ConfigError(f"no storage provider configured; add a section such as [LOCAL] "
                                   f"(known: {', '.join(registry.sections())})", path=self.config.path)
             self.sections = configured
-
-    def _common_int(self, key: str, minimum: int) -> int | None:
-        """A whole number from ``[COMMON]`` of at least ``minimum``, or None when unset."""
-        from ..config import COMMON_SECTION
-        from .base import Option
-
-        value = self.config.get(COMMON_SECTION, key)
-        if value is None:
-            return None
-        n = Option(key, kind="int").convert(value, path=self.config.path, section=COMMON_SECTION)
-        if n < minimum:
-            raise ConfigError(f"must be at least {minimum}", path=self.config.path, section=COMMON_SECTION, key=key)
-        return n
 
     def configured_sections(self) -> list[str]:
         """Provider sections present in the config and not entirely blank."""
