@@ -68,3 +68,13 @@ def test_batch_upload_refuses_bad_input_before_uploading_anything(tmp_path):
     with pytest.raises(LocalFileError, match="FIFO"):
         MultiCloud(cfg).upload([d], "p")
     assert not (tmp_path / "s").exists()
+
+
+@pytest.mark.parametrize("line,key", [("retry_timeout = soon", "retry_timeout"), ("concurrency = 0", "concurrency"),
+                                      ("memory_limit_mib = 1", "memory_limit_mib")])
+def test_bad_common_settings_fail_at_construction_even_if_no_provider_reads_them(tmp_path, line, key):
+    p = tmp_path / "c.ini"
+    p.write_text(f"[COMMON]\n{line}\n[LOCAL]\nroot = {tmp_path}\n")
+    with pytest.raises(ConfigError) as e:
+        MultiCloud(p)
+    assert f"[COMMON] {key}" in str(e.value) and str(p) in str(e.value)

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 
 from ..config import COMMON_SECTION, Config
 from ..errors import ConfigError, UploadFailedError, UsageError
+from ..retry import RetryPolicy
 from ..transfer import DEFAULT_MEMORY_LIMIT, PlannedFile, TransferEngine, TransferResult, plan_uploads
 from .base import CloudProvider
 from .registry import registry
@@ -30,6 +31,7 @@ class MultiCloud:
         self.concurrency = concurrency or self.config.number(COMMON_SECTION, "concurrency", minimum=1)
         memory_mib = self.config.number(COMMON_SECTION, "memory_limit_mib", minimum=16)
         self.memory_limit = memory_mib * 1024 * 1024 if memory_mib else DEFAULT_MEMORY_LIMIT
+        RetryPolicy.from_config(self.config)  # a bad retry setting fails now, whichever providers read it
         self._providers: dict[str, CloudProvider] = {}
         configured = self.configured_sections()
         if sections:
