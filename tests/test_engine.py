@@ -12,6 +12,7 @@ from conftest import EXAMPLE_DATA, fresh_name
 from ml_analytics.cloud_storage.base import CloudProvider, StoredObject
 from ml_analytics.cloud_storage.local import Local
 from ml_analytics.cloud_storage.s3 import S3
+from ml_analytics.errors import NetworkError
 from ml_analytics.retry import RetryPolicy
 from ml_analytics.testing.proxy import FaultProxy
 from ml_analytics.transfer import TransferEngine, plan_uploads
@@ -143,6 +144,52 @@ def test_progress_counts_every_byte_for_every_provider(many_files):
     assert sum(seen) == 2 * sum(p.size for p in many_files)
 
 
+class Unreachable(SlowRecorder, register=False):
+    """Fails every upload the way a store that is down does (after its retries), or every other one."""
+
+    def __init__(self, every_other=False):
+        super().__init__(delay=0.001)
+        self.every_other, self.calls = every_other, 0
+
+    def put_bytes(self, data, key, md5=None):
+        with self.lock:
+            self.calls += 1
+            n = self.calls
+        if not self.every_other or n % 2:
+            time.sleep(self.delay)
+            raise NetworkError("cannot reach http://127.0.0.1:9 (connection refused)", provider="DOWN")
+        return super().put_bytes(data, key, md5)
+
+
+def test_a_store_that_is_down_fails_the_rest_of_its_lane_at_once(many_files, tmp_path):
+    down = Unreachable()
+    local = Local(root=str(tmp_path / "store"))
+    results = TransferEngine({"DOWN": down, "LOCAL": local}, concurrency=4).run(many_files)
+    threshold = 16  # max(16, 2 x concurrency)
+    assert threshold <= down.calls <= threshold + 4  # then the breaker opened; at most a wave in flight
+    failed = [r for r in results if r.provider == "DOWN"]
+    assert [r.status for r in failed] == ["failed"] * len(many_files)
+    skipped = [r.error for r in failed if "not attempted" in r.error]
+    assert len(skipped) == len(many_files) - down.calls
+    assert "the store looks down" in skipped[0] and "cannot reach http://127.0.0.1:9" in skipped[0]
+    assert "--skip-existing" in skipped[0]
+    assert {r.status for r in results if r.provider == "LOCAL"} == {"uploaded"}  # the other lane is untouched
+
+
+def test_failures_between_successes_never_open_the_breaker(many_files):
+    flaky = Unreachable(every_other=True)
+    results = TransferEngine({"FLAKY": flaky}, concurrency=4).run(many_files)
+    assert flaky.calls == len(many_files)  # every file was attempted
+    assert sum(r.status == "uploaded" for r in results) == len(many_files) // 2
+    assert not any("not attempted" in (r.error or "") for r in results)
+
+
+def test_definite_refusals_do_not_open_the_breaker(many_files):
+    refusing = SlowRecorder(delay=0.001, fail=True)  # an error that is not retryable: the store answered
+    TransferEngine({"REFUSING": refusing}, concurrency=4).run(many_files)
+    assert len(refusing.keys) == len(many_files)
+
+
 # -- against SeaweedFS -----------------------------------------------------------------------------
 def _s3(seaweed, bucket, endpoint=None, **kw):
     return S3(accessKey=seaweed.access_key, secretAccessKey=seaweed.secret_key, regionName="us-east-1",
@@ -162,7 +209,8 @@ def test_skip_unchanged_uploads_nothing_the_second_time(cli, seaweed, tmp_path):
                    f"[LOCAL]\nroot = {tmp_path / 'store'}\n")
     cfg.chmod(0o600)
     first = cli("upload", data, "--prefix", "r", "--config", cfg, "--skip-existing", "--json")
-    assert first.code == 0 and first.json["summary"]["uploaded"] == 6 and first.json["summary"]["skipped"] == 0
+    assert first.code == 0, [r["error"] for r in first.json["results"] if r["error"]]
+    assert first.json["summary"]["uploaded"] == 6 and first.json["summary"]["skipped"] == 0
     second = cli("upload", data, "--prefix", "r", "--config", cfg, "--skip-existing", "--json")
     assert second.json["summary"] == {"uploaded": 0, "skipped": 6, "failed": 0, "bytes_uploaded": 0}
     (data / "sl_projects.json").write_bytes((data / "sl_projects.json").read_bytes().replace(b"Karnataka", b"KARNATAKA"))

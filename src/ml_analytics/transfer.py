@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import LocalFileError, MLAnalyticsError, one_line, redact
+from .errors import LocalFileError, MLAnalyticsError, StorageError, one_line, redact
 from .keys import object_key
 
 DEFAULT_CONCURRENCY = 16  # uploads in flight per provider, unless the provider says otherwise
@@ -203,6 +203,36 @@ class ReadCache:
         return entry
 
 
+class StoreBreaker:
+    """Stops a lane from grinding through its remaining files against a store that is down.
+
+    Each upload already retries on its own (see :mod:`ml_analytics.retry`). When ``threshold``
+    uploads in a row have still failed with a retryable error (unreachable, timed out, 5xx) and
+    none succeeded in between, the store is taken to be down and the lane's remaining files fail at
+    once as "not attempted", instead of each spending the whole retry budget: against a blackholed
+    endpoint that is a minute per wave of uploads, hours for a big batch. Re-running with
+    ``--skip-existing`` then sends exactly what is missing.
+    """
+
+    def __init__(self, threshold: int):
+        self.threshold = threshold
+        self.in_a_row = 0
+        self.last_error = ""
+        self._lock = threading.Lock()
+
+    def record(self, exc: BaseException | None, message: str = "") -> None:
+        with self._lock:
+            if exc is None or not getattr(exc, "retryable", False):
+                self.in_a_row = 0  # the store answered (success, or a definite refusal such as a bad key)
+            else:
+                self.in_a_row += 1
+                self.last_error = message
+
+    @property
+    def tripped(self) -> bool:
+        return self.in_a_row >= self.threshold
+
+
 class TransferEngine:
     """Runs planned uploads against several providers at once.
 
@@ -242,6 +272,13 @@ class TransferEngine:
         return TransferResult(section, item.key, None, item.size, None, "failed", redact(message, secrets),
                               str(item.source))
 
+    def _not_attempted(self, section: str, provider, item: PlannedFile, breaker: StoreBreaker) -> TransferResult:
+        last = breaker.last_error.split(": ", 1)[-1] if breaker.last_error else "unknown"
+        return self._failed(section, provider, item, StorageError(
+            f"not attempted: the store looks down (the last {breaker.in_a_row} uploads failed after retries; "
+            f"last error: {last}); re-run with --skip-existing to send what is missing",
+            provider=section, key=item.key))
+
     @staticmethod
     def _skipped(section, provider, item) -> TransferResult | None:
         from .sync import is_unchanged
@@ -251,11 +288,14 @@ class TransferEngine:
                                   str(item.source))
         return None
 
-    def _one(self, section: str, provider, item: PlannedFile, skip_existing: bool) -> TransferResult:
+    def _one(self, section: str, provider, item: PlannedFile, skip_existing: bool,
+             breaker: StoreBreaker | None = None) -> TransferResult:
         try:
             if skip_existing:
                 skipped = self._skipped(section, provider, item)
                 if skipped:
+                    if breaker:
+                        breaker.record(None)
                     return skipped
             budget = self.budgets[section]
             if item.size <= SMALL_FILE:  # the hot path for thousands of small files: read once, one PUT
@@ -276,10 +316,16 @@ class TransferEngine:
                     stored = provider.put_file(item.source, item.key)
                 finally:
                     budget.release(held)
-            return TransferResult(section, stored.key, stored.uri, stored.bytes, stored.md5, "uploaded", None,
-                                  str(item.source))
+            result = TransferResult(section, stored.key, stored.uri, stored.bytes, stored.md5, "uploaded", None,
+                                    str(item.source))
         except Exception as e:
-            return self._failed(section, provider, item, e)
+            result = self._failed(section, provider, item, e)
+            if breaker:
+                breaker.record(e, result.error)
+            return result
+        if breaker:
+            breaker.record(None)
+        return result
 
     # -- lanes --------------------------------------------------------------------------------------------
     def _lane(self, section, provider, items, skip_existing, emit) -> None:
@@ -291,6 +337,8 @@ class TransferEngine:
         """
         queue = iter(items)
         lock = threading.Lock()
+        width = self.concurrency or getattr(provider, "default_concurrency", DEFAULT_CONCURRENCY)
+        breaker = StoreBreaker(max(16, 2 * width))  # two full waves of uploads failed, nothing succeeded
 
         def worker():
             while True:
@@ -298,9 +346,11 @@ class TransferEngine:
                     item = next(queue, None)
                 if item is None:
                     return
-                emit(self._one(section, provider, item, skip_existing))
+                if breaker.tripped:
+                    emit(self._not_attempted(section, provider, item, breaker))
+                else:
+                    emit(self._one(section, provider, item, skip_existing, breaker))
 
-        width = self.concurrency or getattr(provider, "default_concurrency", DEFAULT_CONCURRENCY)
         threads = [threading.Thread(target=worker, name=f"upload-{section}-{i}")
                    for i in range(min(width, max(1, len(items))))]
         for t in threads:

@@ -59,6 +59,7 @@ def test_server_killed_mid_batch_then_rerun_uploads_only_what_is_missing(tmp_pat
         assert failed and first["ok"] is False
         errors = [r["error"] for r in first["results"] if r["status"] == "failed"]
         assert all("cannot reach" in e or "kept failing" in e for e in errors), errors[:3]
+        assert any("not attempted: the store looks down" in e for e in errors)  # not each one retried in turn
 
         server = SeaweedFS(workdir=tmp_path / "weed", port=server.port).start()  # same data, same port
         before = _stored(server)
