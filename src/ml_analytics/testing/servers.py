@@ -170,7 +170,12 @@ class SeaweedFS(Server):
                "-s3.port.lance=0", f"-s3.port={p}", f"-s3.port.grpc={p + 1}", f"-master.port={p + 2}",
                f"-master.port.grpc={p + 3}", f"-volume.port={p + 4}", f"-volume.port.grpc={p + 5}",
                f"-filer.port={p + 6}", f"-filer.port.grpc={p + 7}", f"-admin.port={p + 8}",
-               "-s3.autoCreateBucket=false", f"-bucket={self.bucket}"]
+               "-s3.autoCreateBucket=false", f"-bucket={self.bucket}",
+               # Every bucket is a collection with volumes of its own, and weed mini caps the volume
+               # count at free disk / volume size (1 GiB here): the 60th test bucket got HTTP 500 "no
+               # free volumes left", sooner on a fuller disk. Volume files grow lazily, so a fixed,
+               # generous cap costs nothing until used.
+               "-volume.max=500"]
         return cmd, {"AWS_ACCESS_KEY_ID": self.access_key, "AWS_SECRET_ACCESS_KEY": self.secret_key}
 
     def ready(self) -> bool:
