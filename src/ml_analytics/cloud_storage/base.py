@@ -30,6 +30,7 @@ from ..keys import normalize_prefix, object_key
 
 if TYPE_CHECKING:
     from ..config import Config
+    from ..retry import RetryPolicy
 
 
 @dataclass(frozen=True)
@@ -142,12 +143,16 @@ class CloudProvider:
         """Hook for cross-key rules (e.g. exactly one of key / SAS). Raise ConfigError."""
 
     @classmethod
-    def from_config(cls, config: "Config", section: str | None = None) -> "CloudProvider":
+    def from_config(cls, config: "Config", section: str | None = None, *,
+                    retry: "RetryPolicy | None" = None) -> "CloudProvider":
+        """Build from a config section; ``retry`` is the policy already read from ``[COMMON]``, if any."""
         kwargs = cls.settings_from_config(config, section)
         if "retry" in inspect.signature(cls.__init__).parameters:
-            from ..retry import RetryPolicy
+            if retry is None:
+                from ..retry import RetryPolicy
 
-            kwargs.setdefault("retry", RetryPolicy.from_config(config))
+                retry = RetryPolicy.from_config(config)
+            kwargs.setdefault("retry", retry)
         try:
             return cls(**kwargs)
         except ConfigError as e:  # constructors name section and key; add the file

@@ -31,7 +31,7 @@ class MultiCloud:
         self.concurrency = concurrency or self.config.number(COMMON_SECTION, "concurrency", minimum=1)
         memory_mib = self.config.number(COMMON_SECTION, "memory_limit_mib", minimum=16)
         self.memory_limit = memory_mib * 1024 * 1024 if memory_mib else DEFAULT_MEMORY_LIMIT
-        RetryPolicy.from_config(self.config)  # a bad retry setting fails now, whichever providers read it
+        self.retry = RetryPolicy.from_config(self.config)  # read once: a bad setting fails now, for every provider
         self._providers: dict[str, CloudProvider] = {}
         configured = self.configured_sections()
         if sections:
@@ -57,7 +57,7 @@ class MultiCloud:
     def provider(self, section: str) -> CloudProvider:
         if section not in self._providers:
             cls = registry.get(section)
-            self._providers[section] = cls.from_config(self.config, section)
+            self._providers[section] = cls.from_config(self.config, section, retry=self.retry)
         return self._providers[section]
 
     def providers(self) -> dict[str, CloudProvider]:

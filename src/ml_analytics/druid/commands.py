@@ -45,7 +45,6 @@ def _say_status(output: Output, json_mode: bool):
 
 def _hand_off(ctx, mc, output, provider, keys, local_files, *, spec_name, append, wait, timeout, input_source,
               spec_out, no_verify_rows, json_mode):
-    from ..retry import RetryPolicy
     from .handoff import DruidSettings, build_task, count_ndjson_rows, hand_off
     from .spec import load_spec
 
@@ -55,7 +54,7 @@ def _hand_off(ctx, mc, output, provider, keys, local_files, *, spec_name, append
     task = build_task(spec, provider, keys, append=append, azure_input_source=settings.azure_input_source,
                       input_source=input_source, label=label)
     expected = count_ndjson_rows(local_files) if local_files else None
-    return hand_off(task, settings, RetryPolicy.from_config(mc.config), spec_out=spec_out, wait=wait,
+    return hand_off(task, settings, mc.retry, spec_out=spec_out, wait=wait,
                     timeout=timeout, verify_rows=not no_verify_rows, expected_rows=expected,
                     on_update=_say_status(output, json_mode))
 
