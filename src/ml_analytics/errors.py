@@ -93,7 +93,7 @@ class StorageError(MLAnalyticsError):
     def __init__(self, message: str, *, provider: str = "", bucket: str = "", key: str = ""):
         where = provider + (f" bucket '{bucket}'" if bucket else "") + (f" key '{key}'" if key else "")
         super().__init__(f"{where}: {message}" if where else message)
-        self.provider, self.bucket, self.key = provider, bucket, key
+        self.provider, self.bucket, self.key, self.detail = provider, bucket, key, message
 
 
 class AuthenticationError(StorageError):

@@ -23,7 +23,6 @@ from pathlib import Path
 from .errors import LocalFileError, MLAnalyticsError, StorageError, one_line, redact
 from .keys import object_key
 
-DEFAULT_CONCURRENCY = 16  # uploads in flight per provider, unless the provider says otherwise
 
 
 @dataclass(frozen=True)
@@ -162,8 +161,8 @@ class ReadCache:
     def __init__(self, limit: int = READ_CACHE_BYTES, enabled: bool = True):
         self.limit = limit
         self.enabled = enabled
-        self._items: dict[Path, tuple[bytes, str]] = {}
-        self._pending: dict[Path, list] = {}  # path -> [event, entry, error]
+        self._items: dict[str | os.PathLike, tuple[bytes, str]] = {}
+        self._pending: dict[str | os.PathLike, list] = {}  # path -> [event, entry, error]
         self._bytes = 0
         self._lock = threading.Lock()
 
@@ -217,16 +216,16 @@ class StoreBreaker:
     def __init__(self, threshold: int):
         self.threshold = threshold
         self.in_a_row = 0
-        self.last_error = ""
+        self.last_error: BaseException | None = None
         self._lock = threading.Lock()
 
-    def record(self, exc: BaseException | None, message: str = "") -> None:
+    def record(self, exc: BaseException | None) -> None:
         with self._lock:
             if exc is None or not getattr(exc, "retryable", False):
                 self.in_a_row = 0  # the store answered (success, or a definite refusal such as a bad key)
             else:
                 self.in_a_row += 1
-                self.last_error = message
+                self.last_error = exc
 
     @property
     def tripped(self) -> bool:
@@ -273,10 +272,11 @@ class TransferEngine:
                               str(item.source))
 
     def _not_attempted(self, section: str, provider, item: PlannedFile, breaker: StoreBreaker) -> TransferResult:
-        last = breaker.last_error.split(": ", 1)[-1] if breaker.last_error else "unknown"
-        return self._failed(section, provider, item, StorageError(
+        last = breaker.last_error
+        last_text = getattr(last, "detail", None) or one_line(last)  # without the provider/key prefix
+        return self._failed(section, provider, item, StorageError(  # _failed redacts the whole message
             f"not attempted: the store looks down (the last {breaker.in_a_row} uploads failed after retries; "
-            f"last error: {last}); re-run with --skip-existing to send what is missing",
+            f"last error: {last_text}); re-run with --skip-existing to send what is missing",
             provider=section, key=item.key))
 
     @staticmethod
@@ -289,43 +289,38 @@ class TransferEngine:
         return None
 
     def _one(self, section: str, provider, item: PlannedFile, skip_existing: bool,
-             breaker: StoreBreaker | None = None) -> TransferResult:
+             breaker: StoreBreaker) -> TransferResult:
+        """One file to one provider; every outcome (skipped, uploaded, failed) is told to the breaker."""
         try:
-            if skip_existing:
-                skipped = self._skipped(section, provider, item)
-                if skipped:
-                    if breaker:
-                        breaker.record(None)
-                    return skipped
-            budget = self.budgets[section]
-            if item.size <= SMALL_FILE:  # the hot path for thousands of small files: read once, one PUT
-                held = budget.acquire(item.size)
-                try:
-                    data, md5 = self.cache.read(item)
-                    stored = provider.put_bytes(data, item.key, md5)
-                finally:
-                    budget.release(held)
-                if self.on_bytes:
-                    self.on_bytes(item.size)
-            else:
-                from .source import PROGRESS
-
-                PROGRESS.set(self.on_bytes)  # big files report progress block by block as they are read
-                held = budget.acquire(provider.buffer_bytes(item.size))
-                try:
-                    stored = provider.put_file(item.source, item.key)
-                finally:
-                    budget.release(held)
-            result = TransferResult(section, stored.key, stored.uri, stored.bytes, stored.md5, "uploaded", None,
-                                    str(item.source))
+            result = (skip_existing and self._skipped(section, provider, item)) or self._upload(section, provider, item)
         except Exception as e:
-            result = self._failed(section, provider, item, e)
-            if breaker:
-                breaker.record(e, result.error)
-            return result
-        if breaker:
-            breaker.record(None)
+            breaker.record(e)
+            return self._failed(section, provider, item, e)
+        breaker.record(None)
         return result
+
+    def _upload(self, section: str, provider, item: PlannedFile) -> TransferResult:
+        budget = self.budgets[section]
+        if item.size <= SMALL_FILE:  # the hot path for thousands of small files: read once, one PUT
+            held = budget.acquire(item.size)
+            try:
+                data, md5 = self.cache.read(item)
+                stored = provider.put_bytes(data, item.key, md5)
+            finally:
+                budget.release(held)
+            if self.on_bytes:
+                self.on_bytes(item.size)
+        else:
+            from .source import PROGRESS
+
+            PROGRESS.set(self.on_bytes)  # big files report progress block by block as they are read
+            held = budget.acquire(provider.buffer_bytes(item.size))
+            try:
+                stored = provider.put_file(item.source, item.key)
+            finally:
+                budget.release(held)
+        return TransferResult(section, stored.key, stored.uri, stored.bytes, stored.md5, "uploaded", None,
+                              str(item.source))
 
     # -- lanes --------------------------------------------------------------------------------------------
     def _lane(self, section, provider, items, skip_existing, emit) -> None:
@@ -337,7 +332,7 @@ class TransferEngine:
         """
         queue = iter(items)
         lock = threading.Lock()
-        width = self.concurrency or getattr(provider, "default_concurrency", DEFAULT_CONCURRENCY)
+        width = self.concurrency or provider.default_concurrency
         breaker = StoreBreaker(max(16, 2 * width))  # two full waves of uploads failed, nothing succeeded
 
         def worker():
