@@ -388,6 +388,13 @@ def main(argv: list[str] | None = None) -> None:
         output.error(f"unexpected {type(e).__name__}: {e} (set ML_ANALYTICS_DEBUG=1 for a traceback)")
         code = EXIT_FAILED
     sys.stdout.flush()
+    if argv is None:
+        # This is the process's entry point and it is about to end: without this, the interpreter's
+        # last garbage collection walks every result object (20 ms after 5000 files). atexit
+        # handlers still run; nothing is collected twice.
+        import gc
+
+        gc.freeze()
     sys.exit(code or 0)
 
 
