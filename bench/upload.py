@@ -11,7 +11,7 @@ the same run so ratios are comparable on a noisy machine. It also measures the p
 
 The seed's code path (a new boto3 client per file, files uploaded one after another) runs in two
 forms: the seed document's [ORACLE] example (``boto3.client`` + ``upload_fileobj``) and the
-released [AWS] module (``boto3.resource`` + ``upload_file``). Both manage 60-80 files/s, so by
+released [AWS] module (``boto3.resource`` + ``upload_file``). Both manage 60-90 files/s, so by
 default they run on a 1000-file subset of (b) and their rate is compared; ``--seed-files 5000``
 runs them on everything.
 """
