@@ -24,7 +24,6 @@ from .errors import LocalFileError, MLAnalyticsError, StorageError, one_line, re
 from .keys import object_key
 
 
-
 @dataclass(frozen=True)
 class PlannedFile:
     source: str | os.PathLike  # the local file (planning gives a str: thousands of Paths cost start-up time)

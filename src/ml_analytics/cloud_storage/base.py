@@ -17,9 +17,9 @@ from __future__ import annotations
 import inspect
 import os
 import tempfile
-from contextlib import contextmanager
 import uuid
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
