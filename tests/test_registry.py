@@ -49,6 +49,15 @@ class _Memory(CloudProvider):
     def uri(self, key):
         return f"mem://{self.bucket}/{key}"
 
+    def stat(self, key):
+        return None
+
+    def list(self, prefix=""):
+        return iter(())
+
+    def delete(self, key):
+        self.objects.pop(key, None)
+
 
 @pytest.fixture
 def memory_provider():
@@ -88,6 +97,10 @@ def test_entry_point_plugin_and_broken_plugin(tmp_path):
             options = (Option("bucket_name", required=True, arg="bucketName"),)
             def __init__(self, bucketName):
                 self.bucket = bucketName
+            def put_file(self, path, key): ...
+            def stat(self, key): ...
+            def list(self, prefix=""): ...
+            def delete(self, key): ...
     """))
     (pkg / "broken.py").write_text("raise RuntimeError('cannot start the frobnicator')\n")
     dist = site / "extprov-1.0.dist-info"

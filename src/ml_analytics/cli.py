@@ -86,7 +86,10 @@ def _load_config(config_path, output: Output):
     from .config import Config
 
     config = Config.load(config_path, known_sections=tuple(registry.sections()))
+    registry.prepare(config)
     output.add_secrets(config.secrets(registry.secret_keys()))
+    for line in registry.unannounced():
+        output.warn(line)
     warning = config.permission_warning()
     if warning:
         output.warn(warning)

@@ -9,6 +9,7 @@ every provider even when one fails, returns a result per provider, and raises on
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 from collections.abc import Sequence
@@ -20,6 +21,8 @@ from ..transfer import DEFAULT_MEMORY_LIMIT, PlannedFile, TransferEngine, Transf
 from .base import CloudProvider
 from .registry import registry
 
+log = logging.getLogger(__name__)
+
 
 class MultiCloud:
     """Every configured storage provider, built lazily, one client each."""
@@ -27,6 +30,9 @@ class MultiCloud:
     def __init__(self, config_path: str | os.PathLike | None = None, *, sections: Sequence[str] | None = None,
                  config: Config | None = None, concurrency: int | None = None):
         self.config = config or Config.load(config_path, known_sections=tuple(registry.sections()))
+        registry.prepare(self.config)  # drop-in folder loaded; a section whose provider is broken fails here
+        for warning in registry.unannounced():
+            log.warning("%s", warning)
         # Unset: each provider's own default_concurrency.
         self.concurrency = concurrency or self.config.number(COMMON_SECTION, "concurrency", minimum=1)
         memory_mib = self.config.number(COMMON_SECTION, "memory_limit_mib", minimum=16)
