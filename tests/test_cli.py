@@ -103,3 +103,11 @@ def test_seed_api_from_python(tmp_path, monkeypatch):
     assert [r.status for r in results] == ["uploaded"]
     assert (tmp_path / "cloud-storage/ml-analytics/projects/sl_projects.json").read_text() == '{"x": 1}\n'
     assert json.loads(Path(results[0].uri[len("file://"):]).read_text()) == {"x": 1}
+
+
+def test_usage_mistakes_print_one_line(cli):
+    for args in (("upload", "--bogus", "x"), ("nope",), ("upload",), ("upload", "--concurrency", "0", "x")):
+        r = cli(*args)
+        assert r.code == 2, args
+        lines = r.err.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("ml-analytics: error: "), r.err

@@ -371,8 +371,12 @@ def main(argv: list[str] | None = None) -> None:
         code = cli.main(args=argv, prog_name="ml-analytics", standalone_mode=False, obj={"output": output})
     except click.exceptions.Exit as e:
         code = e.exit_code
+    except click.UsageError as e:  # one line, like every other user mistake
+        command = e.ctx.command_path if e.ctx else "ml-analytics"
+        output.error(f"{e.format_message()} (see: {command} --help)")
+        code = EXIT_USAGE
     except click.ClickException as e:
-        e.show()
+        output.error(e.format_message())
         code = EXIT_USAGE
     except click.exceptions.Abort:
         output.error("aborted")

@@ -25,12 +25,20 @@ _SECRET_PATTERNS = [
     (re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?-----END [A-Z ]*PRIVATE KEY-----"), "***"),
 ]
 MASK = "***"
+# user:password@ in any URL (endpoint_url, batch_url, ...): the whole userinfo goes, whatever scheme.
+_URL_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.\-]*://)[^/\s@'\"<>?#]+@")
 _TRIGGERS = ("sig=", "signature=", "credential=", "security-token=", "accountkey=", "sharedaccess", "password=",
              "authorization", "private_key", "private key")
 
 
+def redact_userinfo(text: str) -> str:
+    """``scheme://user:password@host`` -> ``scheme://***@host`` everywhere in ``text``."""
+    return _URL_USERINFO.sub(r"\1***@", text) if "@" in text else text
+
+
 def redact(text: str, secrets: Iterable[str] = ()) -> str:
-    """Return ``text`` with known secret values and credential-shaped fragments masked."""
+    """Return ``text`` with known secret values, URL passwords and credential-shaped fragments masked."""
+    text = redact_userinfo(text)
     for value in sorted({s for s in secrets if s and len(s) >= 4}, key=len, reverse=True):
         text = text.replace(value, MASK)
     low = text.lower()
@@ -47,9 +55,14 @@ def one_line(text: str, limit: int = 400) -> str:
 
 
 class MLAnalyticsError(Exception):
-    """Base of every error this project raises on purpose."""
+    """Base of every error this project raises on purpose. Its message never holds a URL's password."""
 
     exit_code = EXIT_FAILED
+
+    def __init__(self, *args):
+        if args and isinstance(args[0], str):
+            args = (redact_userinfo(args[0]), *args[1:])
+        super().__init__(*args)
 
 
 class UsageError(MLAnalyticsError):

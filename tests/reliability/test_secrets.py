@@ -110,3 +110,32 @@ def test_tls_verification_is_on_unless_turned_off_with_a_warning(cli, tmp_path):
     r = cli("check", "--config", cfg)
     assert "S3: TLS certificate verification is OFF" in r.err
     assert "DRUID: TLS certificate verification is OFF" in r.err
+
+
+URL_PW = "PLANTEDurlPASSWORD09"
+
+
+@pytest.mark.parametrize("section", ["S3", "AZURE"])
+def test_a_password_inside_a_url_is_never_printed(cli, write_config, section):
+    """endpoint_url = http://user:pw@host: unreachable on purpose, so the URL lands in an error."""
+    if section == "S3":
+        body = (f"[S3]\nendpoint_url = http://admin:{URL_PW}@127.0.0.1:9\naccess_key = a\nsecret_access_key = b\n"
+                "bucket_name = bkt\n")
+    else:
+        body = (f"[AZURE]\naccount_name = acct\naccount_key = {AZ_KEY}\ncontainer_name = c\n"
+                f"endpoint_url = http://admin:{URL_PW}@127.0.0.1:9/acct\n")
+    cfg = write_config(body + "[COMMON]\nmax_retries = 0\nretry_timeout = 2\nconnect_timeout = 1\n")
+    for args in (("upload", EXAMPLE_DATA / "sl_projects.json", "--json"), ("check", "--json"), ("check",),
+                 ("-vv", "upload", EXAMPLE_DATA / "sl_projects.json")):
+        r = cli(*args, "--config", cfg)
+        assert r.code != 0
+        assert URL_PW not in r.out + r.err, args
+    assert "***@127.0.0.1:9" in r.err or "127.0.0.1:9" in r.err
+
+
+def test_library_exceptions_hide_url_passwords():
+    from ml_analytics.errors import ConfigError, NetworkError
+
+    for exc in (NetworkError(f"cannot reach https://u:{URL_PW}@h", provider="S3"),
+                ConfigError(f"bad https://u:{URL_PW}@h/x", section="DRUID", key="batch_url")):
+        assert URL_PW not in str(exc) and "https://***@h" in str(exc)

@@ -420,7 +420,8 @@ class S3(CloudProvider):
         source: dict[str, Any] = {"type": "s3", "uris": [self.uri(k) for k in keys]}
         if self.quirks.druid_endpoint_config and self.endpoint_url:
             url = urlsplit(self.endpoint_url)
-            source["endpointConfig"] = {"url": self.endpoint_url, "signingRegion": self.region}
+            plain = urlunsplit(url._replace(netloc=url.netloc.rsplit("@", 1)[-1]))  # never a URL's password
+            source["endpointConfig"] = {"url": plain, "signingRegion": self.region}
             source["clientConfig"] = {"protocol": url.scheme or "https", "enablePathStyleAccess": True,
                                       "disableChunkedEncoding": True}
         return source
