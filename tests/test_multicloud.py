@@ -56,7 +56,7 @@ def test_sections_filter_and_errors(tmp_path, cleanup_registry):
         MultiCloud(cfg).upload_to_cloud("p", str(tmp_path), "missing.json")
 
 
-def test_batch_upload_refuses_bad_input_before_uploading_anything(tmp_path):
+def test_batch_upload_skips_special_files_in_a_folder_and_says_so(tmp_path):
     import os
 
     d = tmp_path / "d"
@@ -65,9 +65,12 @@ def test_batch_upload_refuses_bad_input_before_uploading_anything(tmp_path):
     os.mkfifo(d / "pipe")
     cfg = tmp_path / "c.ini"
     cfg.write_text(f"[LOCAL]\nroot = {tmp_path}/s\n")
-    with pytest.raises(LocalFileError, match="FIFO"):
-        MultiCloud(cfg).upload([d], "p")
-    assert not (tmp_path / "s").exists()
+    results = MultiCloud(cfg).upload([d], "p")
+    assert [(r.key, r.status) for r in results] == [("p/pipe", "skipped"), ("p/good.json", "uploaded")]
+    assert "is a FIFO" in results[0].error and str(d / "pipe") in results[0].error
+    with pytest.raises(LocalFileError, match="FIFO"):  # named explicitly: refused before anything is sent
+        MultiCloud(cfg).upload([d / "pipe", d / "good.json"], "q")
+    assert not (tmp_path / "s/ml-analytics/q").exists()
 
 
 @pytest.mark.parametrize("line,key", [("retry_timeout = soon", "retry_timeout"), ("concurrency = 0", "concurrency"),

@@ -41,6 +41,10 @@ class Output:
     def err(self, text: str) -> None:
         click.echo(self.clean(text), err=True)
 
+    def raw(self, text: str) -> None:
+        """Part of a document written progressively (``--json`` of a big batch), redacted."""
+        click.echo(self.clean(text), nl=False)
+
     def json(self, doc: dict) -> None:
         big = len(doc.get("results") or ()) > 200  # thousands of results: compact, it is for programs
         click.echo(self.clean(json.dumps(doc, indent=None if big else 2, ensure_ascii=False)))
@@ -163,11 +167,23 @@ class _Progress:
                 self.bar.update(self.task, advance=result.bytes)
 
 
-def _run_with_progress(mc, planned, json_mode: bool, skip_existing: bool = False):
-    """Upload planned files to every provider of ``mc``, with a progress bar for a person at a terminal."""
+def _run_with_progress(mc, planned, json_mode: bool, skip_existing: bool = False, on_result=None,
+                       keep: bool = True):
+    """Upload planned files to every provider of ``mc``, with a progress bar for a person at a terminal.
+
+    SIGINT/SIGTERM stop the batch (see :mod:`ml_analytics.interrupt`); what was stored is still
+    reported."""
+    from . import interrupt
+
+    interrupt.install()
     total = sum(p.size for p in planned) * len(mc.sections)
     with _Progress(_interactive(json_mode), total, len(planned)) as progress:
-        return mc.run(planned, skip_existing=skip_existing, on_result=progress.on_result, on_bytes=progress.on_bytes)
+        def told(provider, result):
+            progress.on_result(provider, result)
+            if on_result:
+                on_result(provider, result)
+
+        return mc.run(planned, skip_existing=skip_existing, on_result=told, on_bytes=progress.on_bytes, keep=keep)
 
 
 def _interactive(json_mode: bool) -> bool:
@@ -176,44 +192,51 @@ def _interactive(json_mode: bool) -> bool:
 
 
 def summary_counts(results) -> dict:
-    counts = {"uploaded": 0, "skipped": 0, "failed": 0}
+    from .report import Tally
+
+    tally = Tally()
     for r in results:
-        if r.status in counts:
-            counts[r.status] += 1
-    counts["bytes_uploaded"] = sum(r.bytes for r in results if r.status == "uploaded")
-    return counts
+        tally.add(r)
+    return tally.summary()
 
 
 def _summarise(output: Output, results, elapsed: float, dry_run: bool = False) -> None:
+    from .report import Tally
+
+    tally = Tally()
+    for r in results:
+        tally.add(r)
+    _print_tally(output, tally, elapsed, dry_run)
+
+
+def _print_tally(output: Output, tally, elapsed: float, dry_run: bool = False) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    by_provider: dict[str, dict] = {}
-    for r in results:
-        row = by_provider.setdefault(r.provider, {"uploaded": 0, "skipped": 0, "failed": 0, "planned": 0, "bytes": 0,
-                                                  "where": None})
-        row[r.status] += 1
-        if r.status in ("uploaded", "planned"):
-            row["bytes"] += r.bytes
-        if r.uri and row["where"] is None:
-            row["where"] = r.uri[: len(r.uri) - len(r.key)] if r.uri.endswith(r.key) else r.uri
     table = Table(title=None, box=None, pad_edge=False)
     for col in ("provider", "planned" if dry_run else "uploaded", "skipped", "failed", "bytes", "location"):
         table.add_column(col, justify="right" if col in ("uploaded", "planned", "skipped", "failed", "bytes") else "left")
-    for name, row in by_provider.items():
+    for name, row in tally.by_provider.items():
         table.add_row(name, str(row["planned" if dry_run else "uploaded"]), str(row["skipped"]), str(row["failed"]),
                       _human_bytes(row["bytes"]), output.clean(row["where"] or ""))
     console = Console(file=sys.stdout, width=max(100, Console().width), soft_wrap=True)
     console.print(table)
-    failed = [r for r in results if r.status == "failed"]
-    for r in failed[:20]:
+    for r in tally.failures:
         output.err(f"failed: {r.provider} {r.key}: {r.error}")
-    if len(failed) > 20:
-        output.err(f"… and {len(failed) - 20} more failures (use --json for all)")
-    counts = summary_counts(results)
-    output.out(f"{'planned' if dry_run else 'done'}: {len({r.key for r in results})} files, {len(by_provider)} "
+    if tally.failed > len(tally.failures):
+        output.err(f"… and {tally.failed - len(tally.failures)} more failures (use --json for all)")
+    counts = tally.summary()
+    output.out(f"{'planned' if dry_run else 'done'}: {tally.files} files, {len(tally.by_provider)} "
                f"provider(s), {counts['uploaded']} uploaded ({_human_bytes(counts['bytes_uploaded'])}), "
                f"{counts['skipped']} skipped, {counts['failed']} failed in {elapsed:.2f} s")
+
+
+def _batch_notes(mc) -> dict:
+    """Second-pass figures of the last batch, for the summary line and --json."""
+    engine = getattr(mc, "last_engine", None)
+    if engine is None or not getattr(engine, "second_pass", None):
+        return {}
+    return {"second_pass": sum(engine.second_pass.values()), "second_pass_recovered": sum(engine.recovered.values())}
 
 
 @cli.command()
@@ -230,28 +253,51 @@ def _summarise(output: Output, results, elapsed: float, dry_run: bool = False) -
 @click.pass_context
 def upload(ctx, paths, prefix, to, config_path, json_mode, dry_run, skip_existing, concurrency, follow_symlinks):
     """Upload files and folders to every configured provider (or the --to ones)."""
+    from . import interrupt
+    from .report import JsonStream, Tally
+    from .transfer import TransferResult, plan_uploads
+
     output = _output(ctx, json_mode)
     started = time.monotonic()
     mc = _load_multicloud(config_path, to, output, concurrency)
     with mc:
-        from .transfer import TransferResult, plan_uploads
-
         planned = plan_uploads(paths, prefix, follow_symlinks=follow_symlinks)
         providers = mc.providers()  # config errors surface here, before any upload
+        for path, _key, reason in planned.skipped:
+            output.warn(f"skipped {path}: {reason}")
+        tally = Tally()
+        stream = JsonStream(output.raw) if json_mode else None
+
+        def record(_provider, result):
+            tally.add(result)
+            if stream:
+                stream.result(result)
+
         if dry_run:
-            results = [TransferResult(s, p.key, prov.uri(p.key), p.size, None, "planned", None, str(p.source))
-                       for s, prov in providers.items() for p in planned]
+            for s, prov in providers.items():
+                for p in planned:
+                    record(s, TransferResult(s, p.key, prov.uri(p.key), p.size, None, "planned", None, str(p.source)))
         else:
-            results = _run_with_progress(mc, planned, json_mode, skip_existing)
-        ok = all(r.status != "failed" for r in results)
-        if json_mode:
-            doc = {"ok": ok, "summary": summary_counts(results), "results": [r.to_dict() for r in results]}
-            if dry_run:
-                doc["dry_run"] = True
-            output.json(doc)
+            _run_with_progress(mc, planned, json_mode, skip_existing, on_result=record, keep=False)
+        notes = _batch_notes(mc)
+        stopped = interrupt.requested()
+        ok = tally.failed == 0 and not planned.skipped and not stopped
+        if stream:
+            extra = {"dry_run": True} if dry_run else {}
+            if stopped:
+                extra["interrupted"] = True
+            stream.close(summary=tally.summary(), ok=ok, **notes, **extra)
         else:
-            _summarise(output, results, time.monotonic() - started, dry_run)
-    ctx.exit(EXIT_OK if ok else EXIT_FAILED)
+            _print_tally(output, tally, time.monotonic() - started, dry_run)
+            if notes:
+                output.err(f"{notes['second_pass']} upload(s) failed transiently and got a second pass at the end; "
+                           f"{notes['second_pass_recovered']} succeeded then")
+        if planned.skipped:
+            output.err(f"{len(planned.skipped)} special file(s) skipped (see the warnings above)")
+        if stopped:
+            output.error(f"interrupted: {tally.count('uploaded')} upload(s) stored, the rest not "
+                         "(in-flight multipart uploads were aborted); re-run with --skip-existing")
+    ctx.exit(interrupt.exit_code() if stopped else EXIT_OK if ok else EXIT_FAILED)
 
 
 # -- check ---------------------------------------------------------------------------------------

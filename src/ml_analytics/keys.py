@@ -8,10 +8,12 @@ exactly one ``/``: no leading ``/``, no empty segments, no ``.`` segments.
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 
 from .errors import InvalidKeyError
 
+_DRIVE = re.compile(r"[A-Za-z]:[\\/]")  # C:\x or C:/x; "a:b.json" is an ordinary name
 MAX_KEY_BYTES = 1024  # S3, GCS and Azure all cap object names at 1024 bytes of UTF-8.
 
 
@@ -20,6 +22,8 @@ def _segments(part: str, what: str) -> list[str]:
         raise InvalidKeyError(f"{what} {part!r} contains a NUL character")
     if "\n" in part or "\r" in part:
         raise InvalidKeyError(f"{what} {part!r} contains a line break")
+    if not part.isprintable() and any(ord(c) < 0x20 or 0x7F <= ord(c) < 0xA0 for c in part):
+        raise InvalidKeyError(f"{what} {part!r} contains a control character")
     try:
         part.encode("utf-8")
     except UnicodeEncodeError:
@@ -39,7 +43,7 @@ def _prefix_segments(prefix: str) -> tuple[str, ...]:
 def object_key(bucket_path: str | None, file_name: str) -> str:
     """Join a prefix and a (relative) file name into an object key, or raise InvalidKeyError."""
     file_name = str(file_name)
-    if file_name.startswith(("/", "\\")) or (len(file_name) > 1 and file_name[1] == ":"):
+    if file_name.startswith(("/", "\\")) or _DRIVE.match(file_name):
         raise InvalidKeyError(f"file name {file_name!r} is absolute; give a name relative to the folder")
     name = _segments(file_name, "file name")
     if not name:

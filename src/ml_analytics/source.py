@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import interrupt
 from .errors import IntegrityError, LocalFileError
 
 READ_BLOCK = 8 * 1024 * 1024
@@ -85,12 +86,7 @@ class SourceFile:
         return self._md5.hexdigest() if self._hash else None
 
     def _open(self):
-        try:
-            return open(self.path, "rb")
-        except PermissionError:
-            raise LocalFileError(f"{self.path}: permission denied") from None
-        except OSError as e:
-            raise LocalFileError(f"{self.path}: {e.strerror}") from None
+        return os.fdopen(open_regular(self.path), "rb")
 
     def _verify_unchanged(self, fh) -> None:
         try:
@@ -118,6 +114,7 @@ class SourceFile:
         """Yield the content in blocks; raises IntegrityError at the end if the file changed."""
         with self._open() as fh:
             while True:
+                interrupt.check()  # Ctrl-C: stop between blocks, the provider aborts its upload
                 block = fh.read(size)
                 if not block:
                     break
@@ -145,6 +142,7 @@ class _Reader(io.RawIOBase):
         return True
 
     def read(self, n: int = -1) -> bytes:
+        interrupt.check()
         block = self._fh.read() if n is None or n < 0 else self._fh.read(n)
         if block:
             self._src.bytes_read += len(block)
@@ -167,16 +165,35 @@ class _Reader(io.RawIOBase):
         super().close()
 
 
+def open_regular(path: str | os.PathLike) -> int:
+    """Open a file for reading, refusing anything but a regular file without blocking on it.
+
+    Planning checked the path, but it may have been replaced since: opening a FIFO would wait
+    forever for a writer, so the open is non-blocking and the type is checked on the open file.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except PermissionError:
+        raise LocalFileError(f"{path}: permission denied") from None
+    except OSError as e:
+        raise LocalFileError(f"{path}: {e.strerror}") from None
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        what = "a FIFO (named pipe)" if stat.S_ISFIFO(mode) else "a directory" if stat.S_ISDIR(mode) else \
+            "not a regular file"
+        raise LocalFileError(f"{path}: is {what}, not a regular file (replaced after it was planned?)")
+    os.set_blocking(fd, True)
+    return fd
+
+
 def read_small(path: str | os.PathLike, expected_size: int) -> tuple[bytes, str]:
     """Read a small, already-checked file in one go with its MD5: the hot path for many small files.
 
     Refuses a file whose size differs from what planning saw or that changes while read (its
     modification time or size differ before and after), like :class:`SourceFile`.
     """
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError as e:
-        raise LocalFileError(f"{path}: {e.strerror}") from None
+    fd = open_regular(path)
     try:
         before = os.fstat(fd)
         data = os.read(fd, expected_size + 1) if expected_size else b""

@@ -16,22 +16,24 @@ from __future__ import annotations
 import os
 import stat
 import threading
+import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import interrupt
 from .errors import LocalFileError, MLAnalyticsError, StorageError, one_line, redact
 from .keys import object_key
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class PlannedFile:
     source: str | os.PathLike  # the local file (planning gives a str: thousands of Paths cost start-up time)
     key: str
     size: int
 
 
-@dataclass
+@dataclass(slots=True)
 class TransferResult:
     provider: str
     key: str
@@ -41,67 +43,61 @@ class TransferResult:
     status: str  # "uploaded" | "skipped" | "failed"
     error: str | None = None
     source: str | None = None
+    retryable: bool = False  # failed with a transient error: worth a second pass (not in --json)
 
     def to_dict(self) -> dict:
         return {"provider": self.provider, "key": self.key, "uri": self.uri, "bytes": self.bytes, "md5": self.md5,
                 "status": self.status, "error": self.error, "source": self.source}
 
 
+class Plan(list):
+    """Planned uploads (a list of :class:`PlannedFile`) and the special files a folder walk skipped.
+
+    ``skipped`` holds ``(path, key or None, reason)`` for each FIFO, socket, device, dangling link,
+    link loop or unreadable file met inside a folder: they are reported and make the run end
+    with exit 1, while every regular file is still uploaded.
+    """
+
+    def __init__(self, items=(), skipped=()):
+        super().__init__(items)
+        self.skipped: list[tuple[str, str | None, str]] = list(skipped)
+
+
+def _special_reason(mode: int) -> str:
+    if stat.S_ISFIFO(mode):
+        return "is a FIFO (named pipe), not a regular file"
+    if stat.S_ISSOCK(mode):
+        return "is a socket, not a regular file"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "is a device, not a regular file"
+    return "is not a regular file"
+
+
 def plan_uploads(paths: Sequence[str | os.PathLike], prefix: str = "", *,
-                 follow_symlinks: bool = False) -> list[PlannedFile]:
+                 follow_symlinks: bool = False) -> Plan:
     """Expand files and folders into planned uploads.
 
-    Every path is checked before anything is uploaded: if any entry cannot be uploaded (missing,
-    a FIFO, a dangling link, a link leading outside its folder, a name that makes a bad key),
-    nothing is planned and one error names the culprits, so a batch never half-happens
-    because of bad input.
+    A path named explicitly must be a readable regular file (or a folder): otherwise nothing is
+    planned and one error names it. Inside a folder, special files (FIFO, socket, device,
+    dangling link, link loop, unreadable file) are skipped and listed in ``Plan.skipped``; a name
+    that makes a bad key, or a link leading outside the folder (not followed unless asked), still
+    refuses the whole batch before anything is sent. ``follow_symlinks`` follows links to files
+    and folders anywhere, each real folder walked once (a link loop is skipped, not followed).
     """
     from .source import check_regular_file
 
-    planned: list[PlannedFile] = []
+    planned = Plan()
     problems: list[str] = []
-
-    def add(f: Path, name: str) -> None:
-        try:
-            planned.append(PlannedFile(f, object_key(prefix, name), check_regular_file(f).st_size))
-        except MLAnalyticsError as e:
-            problems.append(str(e))
 
     for raw in paths:
         p = Path(raw)
         if not p.is_dir() or (p.is_symlink() and not follow_symlinks and not str(raw).endswith("/")):
-            add(p, p.name)
+            try:
+                planned.append(PlannedFile(p, object_key(prefix, p.name), check_regular_file(p).st_size))
+            except MLAnalyticsError as e:
+                problems.append(str(e))
             continue
-        root = p.resolve()
-        base = os.fspath(p)
-        for dirpath, dirnames, filenames in os.walk(base, followlinks=follow_symlinks):
-            dirnames.sort()
-            rel_dir = os.path.relpath(dirpath, base)
-            for name in sorted(filenames) + sorted(d for d in dirnames if os.path.islink(os.path.join(dirpath, d))):
-                full = os.path.join(dirpath, name)
-                rel = name if rel_dir == "." else f"{rel_dir}/{name}"
-                try:
-                    st = os.lstat(full)
-                except OSError as e:
-                    problems.append(f"{full}: {e.strerror}")
-                    continue
-                if stat.S_ISREG(st.st_mode):  # the common case: one lstat, no further checks
-                    try:
-                        planned.append(PlannedFile(full, object_key(prefix, rel), st.st_size))
-                    except MLAnalyticsError as e:
-                        problems.append(str(e))
-                    continue
-                if stat.S_ISLNK(st.st_mode) and not follow_symlinks:
-                    target = Path(full).resolve()
-                    if target.exists() and not target.is_relative_to(root):
-                        problems.append(f"{full}: symbolic link leads outside {p} "
-                                        "(not followed; pass --follow-symlinks to upload it)")
-                        continue
-                    if target.is_dir():
-                        continue  # a symlinked folder inside the tree: its files are reached by their real path
-                elif stat.S_ISDIR(st.st_mode):
-                    continue
-                add(Path(full), rel)
+        _walk(os.fspath(p), prefix, follow_symlinks, planned, problems)
     if problems:
         more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
         raise LocalFileError(problems[0] + more)
@@ -111,6 +107,76 @@ def plan_uploads(paths: Sequence[str | os.PathLike], prefix: str = "", *,
             raise LocalFileError(f"{keys[item.key]} and {item.source} would both be stored as '{item.key}'")
         keys[item.key] = item.source
     return planned
+
+
+def _walk(base: str, prefix: str, follow: bool, planned: Plan, problems: list[str]) -> None:
+    """One folder, depth first in name order, with os.scandir (one stat per entry, usually cached)."""
+    import errno
+
+    root = Path(base).resolve()
+    try:
+        top = os.stat(base)
+    except OSError as e:
+        problems.append(f"{base}: {e.strerror}")
+        return
+    seen = {(top.st_dev, top.st_ino)}
+    stack: list[tuple[str, str]] = [(base, "")]
+
+    def key_for(rel: str) -> str | None:
+        try:
+            return object_key(prefix, rel)
+        except MLAnalyticsError:
+            return None
+
+    while stack:
+        folder, rel_dir = stack.pop()
+        try:
+            with os.scandir(folder) as it:
+                entries = sorted(it, key=lambda e: e.name)
+        except OSError as e:
+            planned.skipped.append((folder, None, f"cannot list this folder: {e.strerror}"))
+            continue
+        subfolders: list[tuple[str, str]] = []
+        for entry in entries:
+            full, rel = entry.path, rel_dir + entry.name
+            try:
+                link = entry.is_symlink()
+                if link and not follow:
+                    target = Path(full).resolve()
+                    if target.exists() and not target.is_relative_to(root):
+                        problems.append(f"{full}: symbolic link leads outside {base} "
+                                        "(not followed; pass --follow-symlinks to upload it)")
+                        continue
+                st = os.stat(full) if link else entry.stat(follow_symlinks=False)
+            except FileNotFoundError:
+                planned.skipped.append((full, key_for(rel), "dangling symbolic link (its target does not exist)"))
+                continue
+            except OSError as e:
+                reason = "symbolic link loop" if e.errno == errno.ELOOP else e.strerror
+                planned.skipped.append((full, key_for(rel), reason))
+                continue
+            except RuntimeError:  # Path.resolve on a loop (older Pythons)
+                planned.skipped.append((full, key_for(rel), "symbolic link loop"))
+                continue
+            if stat.S_ISREG(st.st_mode):
+                if not os.access(full, os.R_OK):
+                    planned.skipped.append((full, key_for(rel), "permission denied"))
+                    continue
+                try:
+                    planned.append(PlannedFile(full, object_key(prefix, rel), st.st_size))
+                except MLAnalyticsError as e:
+                    problems.append(str(e))
+            elif stat.S_ISDIR(st.st_mode):
+                if link and not follow:
+                    continue  # a linked folder inside the tree: its files are reached by their real path
+                if (st.st_dev, st.st_ino) in seen:
+                    planned.skipped.append((full, key_for(rel), "symbolic link loop (folder already walked)"))
+                    continue
+                seen.add((st.st_dev, st.st_ino))
+                subfolders.append((full, rel + "/"))
+            else:
+                planned.skipped.append((full, key_for(rel), _special_reason(st.st_mode)))
+        stack.extend(reversed(subfolders))
 
 
 ResultCallback = Callable[[str, TransferResult], None]
@@ -268,7 +334,7 @@ class TransferEngine:
             message = f"{section}: {type(exc).__name__}: {one_line(exc)}"
         secrets = self.secrets | set(getattr(provider, "secrets", set()))
         return TransferResult(section, item.key, None, item.size, None, "failed", redact(message, secrets),
-                              str(item.source))
+                              str(item.source), retryable=bool(getattr(exc, "retryable", False)))
 
     def _not_attempted(self, section: str, provider, item: PlannedFile, breaker: StoreBreaker) -> TransferResult:
         last = breaker.last_error
@@ -286,6 +352,12 @@ class TransferEngine:
             return TransferResult(section, item.key, provider.uri(item.key), item.size, None, "skipped", None,
                                   str(item.source))
         return None
+
+    def _interrupted(self, section: str, provider, item: PlannedFile) -> TransferResult:
+        result = self._failed(section, provider, item, interrupt.Interrupted(
+            "not uploaded: the run was interrupted before this file was sent"))
+        result.retryable = False
+        return result
 
     def _one(self, section: str, provider, item: PlannedFile, skip_existing: bool,
              breaker: StoreBreaker) -> TransferResult:
@@ -322,17 +394,14 @@ class TransferEngine:
                               str(item.source))
 
     # -- lanes --------------------------------------------------------------------------------------------
-    def _lane(self, section, provider, items, skip_existing, emit) -> None:
-        """One provider's uploads: a fixed set of threads pulling from one queue (no future per file).
-
-        Uploads block in the provider's client (obstore, an SDK) with the GIL released, so threads
-        overlap their network waits; measured against obstore's asyncio API, a thread per upload
-        in flight costs a quarter less CPU per small file.
-        """
+    def _pass(self, section, provider, items, skip_existing, emit, breaker: StoreBreaker) -> None:
+        """One pass of a provider's uploads: a fixed set of threads pulling from one queue (no future
+        per file). Uploads block in the provider's client (obstore, an SDK) with the GIL released, so
+        threads overlap their network waits; measured against obstore's asyncio API, a thread per
+        upload in flight costs a quarter less CPU per small file."""
         queue = iter(items)
         lock = threading.Lock()
         width = self.concurrency or provider.default_concurrency
-        breaker = StoreBreaker(max(16, 2 * width))  # two full waves of uploads failed, nothing succeeded
 
         def worker():
             while True:
@@ -340,10 +409,12 @@ class TransferEngine:
                     item = next(queue, None)
                 if item is None:
                     return
-                if breaker.tripped:
-                    emit(self._not_attempted(section, provider, item, breaker))
+                if interrupt.requested():
+                    emit(self._interrupted(section, provider, item), final=True)
+                elif breaker.tripped:
+                    emit(self._not_attempted(section, provider, item, breaker), final=True)
                 else:
-                    emit(self._one(section, provider, item, skip_existing, breaker))
+                    emit(self._one(section, provider, item, skip_existing, breaker), final=False)
 
         threads = [threading.Thread(target=worker, name=f"upload-{section}-{i}")
                    for i in range(min(width, max(1, len(items))))]
@@ -352,14 +423,70 @@ class TransferEngine:
         for t in threads:
             t.join()
 
-    def run(self, items: Sequence[PlannedFile], *, skip_existing: bool = False,
-            on_result: ResultCallback | None = None) -> list[TransferResult]:
-        results: list[TransferResult] = []
+    def _lane(self, section, provider, items, skip_existing, emit) -> None:
+        """A provider's whole batch: a first pass, then a second pass for the files that failed
+        with a transient error after their own retries (rclone's whole-run retry, for one batch),
+        then the provider's end-of-batch clean-up (e.g. S3's sweep of orphaned multipart uploads)."""
+        started = time.time()
+        width = self.concurrency or provider.default_concurrency
+        breaker = StoreBreaker(max(16, 2 * width))  # two full waves of uploads failed, nothing succeeded
+        again: list[PlannedFile] = []
+        first_failures: dict[str, TransferResult] = {}
         lock = threading.Lock()
 
+        def first(result: TransferResult, final: bool) -> None:
+            if not final and result.status == "failed" and result.retryable:
+                with lock:
+                    first_failures[result.key] = result
+                return  # held back: the second pass decides
+            emit(result)
+
+        self._pass(section, provider, items, skip_existing, first, breaker)
+        if first_failures:
+            by_key = {i.key: i for i in items if i.key in first_failures}
+            again = [by_key[k] for k in first_failures if k in by_key]
+        if again and not interrupt.requested() and not breaker.tripped:
+            self.second_pass[section] = len(again)
+            breaker.in_a_row = 0
+            recovered = 0
+
+            def second(result: TransferResult, final: bool) -> None:
+                nonlocal recovered
+                if result.status != "failed":
+                    recovered += 1
+                emit(result)
+
+            self._pass(section, provider, again, skip_existing, second, breaker)
+            self.recovered[section] = recovered
+        else:
+            for key in first_failures:
+                emit(first_failures[key])
+        finish = getattr(provider, "finish_batch", None)
+        if finish is not None:
+            try:
+                finish([i for i in items if i.size > SMALL_FILE], started)
+            except Exception as e:  # a clean-up courtesy never changes the batch's outcome
+                import logging
+
+                logging.getLogger(__name__).warning("%s: end-of-batch clean-up failed: %s", section,
+                                                    redact(one_line(e, 200), self.secrets))
+
+    def run(self, items: Sequence[PlannedFile], *, skip_existing: bool = False,
+            on_result: ResultCallback | None = None, keep: bool = True) -> list[TransferResult]:
+        """Run every planned upload on every provider; ``on_result`` sees each result as it is final.
+
+        Results are returned in plan order per provider; with ``keep=False`` nothing is held (for
+        batches of hundreds of thousands of files, where the caller streams them) and [] is returned.
+        """
+        results: list[TransferResult] = []
+        lock = threading.Lock()
+        self.second_pass: dict[str, int] = {}
+        self.recovered: dict[str, int] = {}
+
         def emit(result: TransferResult) -> None:
-            with lock:
-                results.append(result)
+            if keep:
+                with lock:
+                    results.append(result)
             if on_result:
                 on_result(result.provider, result)
 
@@ -369,17 +496,19 @@ class TransferEngine:
         gc.disable()  # thousands of short-lived objects per second; nothing cyclic is made here
         lanes = []
         for section, provider in self.providers.items():
-            lanes.append(threading.Thread(target=self._lane, args=(section, provider, list(items), skip_existing, emit),
+            lanes.append(threading.Thread(target=self._lane, args=(section, provider, items, skip_existing, emit),
                                           name=f"lane-{section}"))
         for t in lanes:
             t.start()
         try:
             for t in lanes:
-                t.join()
+                while t.is_alive():  # a timed join lets the main thread take SIGINT/SIGTERM at once
+                    t.join(0.2)
         finally:
             if gc_was_enabled:
                 gc.enable()
-        order = {item.key: i for i, item in enumerate(items)}
-        sections = list(self.providers)
-        results.sort(key=lambda r: (sections.index(r.provider), order.get(r.key, 0)))
+        if keep:
+            order = {item.key: i for i, item in enumerate(items)}
+            sections = list(self.providers)
+            results.sort(key=lambda r: (sections.index(r.provider), order.get(r.key, 0)))
         return results

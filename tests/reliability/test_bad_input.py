@@ -121,21 +121,8 @@ def test_local_path_mistakes(cli, tmp_path):
     d = tmp_path / "reports"
     d.mkdir()
     (d / "ok.json").write_text("{}\n")
-    cases = []
-    cases.append(([tmp_path / "absent.json"], "absent.json: no such file"))
-    dangling = d / "dangling.json"
-    dangling.symlink_to(tmp_path / "gone.json")
-    cases.append(([d], "dangling.json: dangling symbolic link"))
-    dangling.unlink()
-    fifo = d / "pipe.json"
-    os.mkfifo(fifo)
-    cases.append(([d], "pipe.json: is a FIFO"))
-    for paths, fragment in cases[:1]:
-        r = cli("upload", *paths, "--config", cfg)
-        assert r.code == 2 and fragment in r.err and len(_one_line(r)) == 1 and "Traceback" not in r.err
-    r = cli("upload", d, "--config", cfg)
-    assert r.code == 2 and "pipe.json: is a FIFO" in r.err
-    fifo.unlink()
+    r = cli("upload", tmp_path / "absent.json", "--config", cfg)
+    assert r.code == 2 and "absent.json: no such file" in r.err and len(_one_line(r)) == 1 and "Traceback" not in r.err
     outside = tmp_path / "secret-elsewhere.txt"
     outside.write_text("not for upload\n")
     (d / "link.json").symlink_to(outside)
@@ -145,16 +132,84 @@ def test_local_path_mistakes(cli, tmp_path):
     r = cli("upload", d, "--config", cfg, "--follow-symlinks")
     assert r.code == 0
     (d / "link.json").unlink()
-    (d / "dangling.json").symlink_to(tmp_path / "gone.json")
-    r = cli("upload", d, "--config", cfg)
-    assert r.code == 2 and "dangling symbolic link" in r.err
-    (d / "dangling.json").unlink()
     if os.geteuid() != 0:  # root reads everything
         locked = d / "locked.json"
         locked.write_text("{}")
         locked.chmod(0)
         r = cli("upload", locked, "--config", cfg)
         assert r.code == 2 and "permission denied" in r.err
+        locked.unlink()
+
+
+def _special_files(d, tmp_path):
+    """A FIFO, a socket, a dangling link and a link loop: what a folder walk skips, with the reason."""
+    import socket
+
+    os.mkfifo(d / "pipe.json")
+    sock = socket.socket(socket.AF_UNIX)
+    sock.bind(str(d / "sock.json"))
+    (d / "dangling.json").symlink_to(tmp_path / "gone.json")
+    (d / "loop.json").symlink_to(d / "loop.json")
+    return sock, {"pipe.json": "is a FIFO", "sock.json": "is a socket", "dangling.json": "dangling symbolic link",
+                  "loop.json": "symbolic link loop"}
+
+
+def test_a_folder_walk_skips_special_files_uploads_the_rest_and_exits_1(cli, tmp_path):
+    cfg = _local_cfg(tmp_path)
+    d = tmp_path / "reports"
+    (d / "sub").mkdir(parents=True)
+    (d / "ok.json").write_text("{}\n")
+    (d / "sub" / "deep.json").write_text("[]\n")
+    sock, expected = _special_files(d, tmp_path)
+    try:
+        r = cli("upload", d, "--prefix", "p", "--config", cfg, "--json")
+        assert r.code == 1, r.err
+        by_key = {x["key"]: x for x in r.json["results"]}
+        assert by_key["p/ok.json"]["status"] == "uploaded" and by_key["p/sub/deep.json"]["status"] == "uploaded"
+        for name, reason in expected.items():
+            assert by_key[f"p/{name}"]["status"] == "skipped" and reason in by_key[f"p/{name}"]["error"], name
+            assert f"warning: skipped {d / name}: {reason}" in r.err
+        assert r.json["summary"]["skipped"] == 4 and r.json["summary"]["uploaded"] == 2 and r.json["ok"] is False
+        assert (tmp_path / "store/ml-analytics/p/sub/deep.json").read_text() == "[]\n"
+        for name in expected:  # named explicitly, a special file stops the run before anything is sent
+            r = cli("upload", d / name, d / "ok.json", "--prefix", "explicit", "--config", cfg)
+            assert r.code == 2 and reason_word(expected[name]) in r.err and len(_one_line(r)) == 1, r.err
+            assert not (tmp_path / "store/ml-analytics/explicit").exists()
+    finally:
+        sock.close()
+
+
+def reason_word(reason):
+    return {"symbolic link loop": "loop", "is a socket": "not a regular file"}.get(reason, reason.split()[-1])
+
+
+def test_follow_symlinks_follows_linked_folders_once_and_stops_at_loops(cli, tmp_path):
+    cfg = _local_cfg(tmp_path)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "far.json").write_text("{}\n")
+    (elsewhere / "back").symlink_to(elsewhere)  # a loop through a folder link
+    d = tmp_path / "reports"
+    d.mkdir()
+    (d / "linked").symlink_to(elsewhere)
+    r = cli("upload", d, "--prefix", "p", "--config", cfg, "--follow-symlinks", "--json")
+    keys = {x["key"]: x["status"] for x in r.json["results"]}
+    assert keys["p/linked/far.json"] == "uploaded"
+    assert keys.get("p/linked/back") == "skipped" and r.code == 1
+
+
+def test_a_colon_is_an_ordinary_name_and_control_characters_are_refused_at_planning(cli, tmp_path):
+    cfg = _local_cfg(tmp_path)
+    d = tmp_path / "reports"
+    d.mkdir()
+    (d / "2024-01-01T10:00:00.json").write_text("{}\n")
+    (d / "a:b.json").write_text("{}\n")
+    r = cli("upload", d, "--prefix", "p", "--config", cfg)
+    assert r.code == 0, r.err
+    assert (tmp_path / "store/ml-analytics/p/a:b.json").exists()
+    (d / "tab\there.json").write_text("{}\n")
+    r = cli("upload", d, "--prefix", "q", "--config", cfg)
+    assert r.code == 2 and "control character" in r.err and not (tmp_path / "store/ml-analytics/q").exists()
 
 
 @pytest.mark.parametrize("name,fragment", [

@@ -102,11 +102,28 @@ class MultiCloud:
         return self.run(planned, skip_existing=skip_existing, on_result=on_result)
 
     def run(self, planned: Sequence[PlannedFile], *, skip_existing: bool = False, on_result=None,
-            on_bytes=None) -> list[TransferResult]:
-        """Upload already-planned files to every selected provider."""
+            on_bytes=None, keep: bool = True) -> list[TransferResult]:
+        """Upload already-planned files to every selected provider.
+
+        Special files a folder walk skipped (``Plan.skipped``) come back as ``skipped`` results with
+        the reason in ``error``, one per provider. With ``keep=False`` results only go to
+        ``on_result`` (constant memory for huge batches). ``self.last_engine`` tells how many files
+        needed a second pass.
+        """
+        results: list[TransferResult] = []
+        for path, key, reason in getattr(planned, "skipped", ()):
+            for section in self.sections:
+                result = TransferResult(section, key or os.path.basename(path), None, 0, None, "skipped",
+                                        f"{path}: {reason}", path)
+                if keep:
+                    results.append(result)
+                if on_result:
+                    on_result(section, result)
+        self.last_engine = None
         if not planned:
-            return []
-        return self.engine(on_bytes).run(planned, skip_existing=skip_existing, on_result=on_result)
+            return results
+        self.last_engine = engine = self.engine(on_bytes)
+        return results + engine.run(planned, skip_existing=skip_existing, on_result=on_result, keep=keep)
 
     def close(self) -> None:
         for p in self._providers.values():

@@ -1,0 +1,69 @@
+"""What a batch reports, counted as results arrive: nothing per file is held.
+
+:class:`Tally` keeps per-provider counts, the first failures and the skipped special files, so a
+batch of hundreds of thousands of files is summarised in constant memory. :class:`JsonStream`
+writes the ``--json`` document progressively with the documented shape
+(``{"results": [...], "summary": {...}, "ok": ...}``): each result is written when it is final.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+
+STATUSES = ("uploaded", "skipped", "failed", "planned")
+MAX_FAILURES_SHOWN = 20
+
+
+class Tally:
+    def __init__(self) -> None:
+        self.by_provider: dict[str, dict] = {}
+        self.failures: list = []
+        self.failed = 0
+        self.keys = 0
+        self._lock = threading.Lock()
+
+    def add(self, result) -> None:
+        with self._lock:
+            row = self.by_provider.setdefault(result.provider, {**{s: 0 for s in STATUSES}, "bytes": 0, "where": None})
+            row[result.status] += 1
+            if result.status in ("uploaded", "planned"):
+                row["bytes"] += result.bytes
+            if result.uri and row["where"] is None:
+                uri = result.uri
+                row["where"] = uri[: len(uri) - len(result.key)] if uri.endswith(result.key) else uri
+            if result.status == "failed":
+                self.failed += 1
+                if len(self.failures) < MAX_FAILURES_SHOWN:
+                    self.failures.append(result)
+
+    def count(self, status: str) -> int:
+        return sum(row[status] for row in self.by_provider.values())
+
+    def summary(self) -> dict:
+        return {"uploaded": self.count("uploaded"), "skipped": self.count("skipped"), "failed": self.count("failed"),
+                "bytes_uploaded": sum(row["bytes"] for row in self.by_provider.values() if row["uploaded"])}
+
+    @property
+    def files(self) -> int:
+        return max((sum(row[s] for s in STATUSES) for row in self.by_provider.values()), default=0)
+
+
+class JsonStream:
+    """The ``--json`` document, written result by result through ``write`` (a redacting echo)."""
+
+    def __init__(self, write, compact: bool = True) -> None:
+        self._write = write
+        self._first = True
+        self._lock = threading.Lock()
+        self._write('{"results": [')
+
+    def result(self, result) -> None:
+        text = json.dumps(result.to_dict(), ensure_ascii=False)
+        with self._lock:
+            self._write(("\n" if self._first else ",\n") + text)
+            self._first = False
+
+    def close(self, **fields) -> None:
+        tail = ", ".join(f"{json.dumps(k)}: {json.dumps(v, ensure_ascii=False)}" for k, v in fields.items())
+        self._write(f"\n], {tail}}}\n")
