@@ -6,6 +6,7 @@ import sys
 import time
 
 import pytest
+from conftest import EXAMPLE_DATA
 
 from ml_analytics.cloud_storage.local import Local
 from ml_analytics.errors import BucketNotFoundError, IntegrityError, LocalFileError
@@ -99,3 +100,63 @@ def test_killed_mid_write_leaves_no_partial_object(tmp_path):
     assert not final.exists() or final.stat().st_size == big.stat().st_size
     store = Local(root=str(root), bucketName="b")
     assert [i.key for i in store.list()] in ([], ["k/big"])  # temp files are never listed as objects
+
+
+def test_root_that_is_a_file_or_a_bucket_that_escapes_is_a_config_error(cli, tmp_path, write_config):
+    (tmp_path / "afile").write_text("x")
+    for body, where in ((f"[LOCAL]\nroot = {tmp_path / 'afile'}\n", "[LOCAL] root"),
+                        ("[LOCAL]\nbucket_name = ..\n", "[LOCAL] bucket_name"),
+                        ("[LOCAL]\nbucket_name = a/b\n", "[LOCAL] bucket_name")):
+        cfg = write_config(body)
+        r = cli("upload", EXAMPLE_DATA / "sl_projects.json", "--config", cfg)
+        assert r.code == 2 and f"{cfg}: {where}" in r.err and len(r.err.strip().splitlines()) == 1, r.err
+
+
+def test_later_runs_remove_temporaries_a_killed_run_left_but_not_a_live_ones(tmp_path):
+    import subprocess
+    import sys
+
+    store = Local(root=str(tmp_path / "s"), bucketName="b")
+    folder = tmp_path / "s" / "b" / "p"
+    folder.mkdir(parents=True)
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    stale = folder / f".ml-analytics-tmp-{dead.pid}-abc"
+    live = folder / f".ml-analytics-tmp-{os.getpid()}-def"
+    stale.write_bytes(b"half a report")
+    live.write_bytes(b"being written")
+    src = tmp_path / "r.json"
+    src.write_text("{}\n")
+    store.put_file(src, "p/r.json")
+    assert not stale.exists() and live.exists()
+    assert [o.key for o in store.list("p")] == ["p/r.json"]
+
+
+def test_kill_9_mid_write_leaves_a_temporary_the_next_run_removes(tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    big = tmp_path / "big.bin"
+    big.write_bytes(os.urandom(64 * 1024 * 1024))
+    code = ("import sys, time; from ml_analytics.cloud_storage.local import Local; import ml_analytics.source as s\n"
+            "orig = s.SourceFile.chunks\n"
+            "def slow(self, size=1 << 20):\n"
+            "    for b in orig(self, 1 << 20):\n"
+            "        time.sleep(0.05); yield b\n"
+            "s.SourceFile.chunks = slow\n"
+            f"Local(root={str(tmp_path / 's')!r}, bucketName='b').put_file({str(big)!r}, 'p/big.bin')\n")
+    proc = subprocess.Popen([sys.executable, "-c", code])
+    folder = tmp_path / "s" / "b" / "p"
+    deadline = time.time() + 30
+    while time.time() < deadline and not (folder.exists() and any(folder.iterdir())):
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    leftovers = [p.name for p in folder.iterdir()]
+    assert leftovers and all(n.startswith(".ml-analytics-tmp-") for n in leftovers)
+    small = tmp_path / "r.json"
+    small.write_text("{}\n")
+    Local(root=str(tmp_path / "s"), bucketName="b").put_file(small, "p/r.json")
+    assert sorted(p.name for p in folder.iterdir()) == ["r.json"]

@@ -462,9 +462,12 @@ class TransferEngine:
             for key in first_failures:
                 emit(first_failures[key])
         finish = getattr(provider, "finish_batch", None)
-        if finish is not None:
+        big = [i for i in items if i.size > SMALL_FILE]
+        failed_big = {k for k, r in self.big_failures.get(section, {}).items()}
+        reachable = len(failed_big) < len(big) or any(not r.retryable for r in self.big_failures.get(section, {}).values())
+        if finish is not None and big and reachable:  # an unreachable store is cleaned up by the next run
             try:
-                finish([i for i in items if i.size > SMALL_FILE], started)
+                finish(big, started, failed_big)
             except Exception as e:  # a clean-up courtesy never changes the batch's outcome
                 import logging
 
@@ -483,7 +486,11 @@ class TransferEngine:
         self.second_pass: dict[str, int] = {}
         self.recovered: dict[str, int] = {}
 
+        self.big_failures: dict[str, dict[str, TransferResult]] = {s: {} for s in self.providers}
+
         def emit(result: TransferResult) -> None:
+            if result.status == "failed" and result.bytes > SMALL_FILE:
+                self.big_failures[result.provider][result.key] = result
             if keep:
                 with lock:
                     results.append(result)

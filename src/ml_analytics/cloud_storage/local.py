@@ -14,7 +14,7 @@ from collections.abc import Iterable, Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 
-from ..errors import BucketNotFoundError, IntegrityError, PermissionDeniedError, StorageError
+from ..errors import BucketNotFoundError, ConfigError, IntegrityError, PermissionDeniedError, StorageError
 from ..keys import object_key
 from ..source import SourceFile, file_md5
 from .base import CloudProvider, ObjectInfo, Option, StoredObject
@@ -36,11 +36,16 @@ class Local(CloudProvider):
     def __init__(self, root: str = "./cloud-storage", bucketName: str = "ml-analytics", createBucket: bool = True):  # noqa: N803
         self.root = Path(root).expanduser().resolve()
         self.bucket = bucketName
-        object_key("", bucketName)  # the bucket name must itself be a safe single path
-        if "/" in bucketName.strip("/"):
-            raise StorageError("bucket_name must be one folder name", provider=self.section, bucket=bucketName)
+        if bucketName in ("", ".", "..") or "/" in bucketName or "\\" in bucketName or "\x00" in bucketName:
+            raise ConfigError(f"must be one folder name, got {bucketName!r}", section=self.section, key="bucket_name")
+        if self.root.exists() and not self.root.is_dir():
+            raise ConfigError(f"{self.root} is a file, expected a folder", section=self.section, key="root")
         self.base = self.root / bucketName
+        if self.base.exists() and not self.base.is_dir():
+            raise ConfigError(f"{self.base} (root/bucket_name) is a file, expected a folder", section=self.section,
+                              key="bucket_name")
         self.create_bucket = createBucket
+        self._swept: set[Path] = set()
 
     # -- paths ----------------------------------------------------------------------------------
     def path_of(self, key: str) -> Path:
@@ -78,7 +83,10 @@ class Local(CloudProvider):
                                bucket=self.bucket, key=key)
         try:
             dest.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=_TMP_PREFIX, dir=dest.parent)
+            if dest.parent not in self._swept:
+                self._swept.add(dest.parent)
+                _remove_stale_temporaries(dest.parent)
+            fd, tmp = tempfile.mkstemp(prefix=f"{_TMP_PREFIX}{os.getpid()}-", dir=dest.parent)
         except OSError as e:
             raise PermissionDeniedError(f"cannot write under {dest.parent}: {e.strerror}", provider=self.section,
                                         bucket=self.bucket, key=key) from None
@@ -153,6 +161,37 @@ class Local(CloudProvider):
 
     def druid_input_source(self, keys: Iterable[str], **options) -> dict:
         return {"type": "local", "files": [str(self.path_of(k)) for k in keys]}
+
+
+def _remove_stale_temporaries(folder: Path) -> None:
+    """Delete this store's temporary files whose writer is gone (``kill -9`` mid-write).
+
+    Temporaries are named ``.ml-analytics-tmp-PID-…``: one whose process no longer runs on this
+    machine is garbage. A temporary of a live process (another run writing now) is left alone.
+    """
+    try:
+        with os.scandir(folder) as it:
+            names = [e.name for e in it if e.name.startswith(_TMP_PREFIX)]
+    except OSError:
+        return
+    for name in names:
+        pid_text = name[len(_TMP_PREFIX):].split("-", 1)[0]
+        if not pid_text.isdigit() or _alive(int(pid_text)):
+            continue
+        try:
+            os.unlink(folder / name)
+        except OSError:
+            pass
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _fsync_dir(path: Path) -> None:

@@ -289,10 +289,45 @@ class S3(CloudProvider):
         try:
             result = obs.put(self.store, key, src.chunks(part), chunk_size=part, max_concurrency=self.part_concurrency)
         except Exception as e:
-            raise self._error(_root(e), key, writing=True) from None
-        finally:
-            self.sweep_orphans(key, started)
+            error = self._error(_root(e), key, writing=True)
+            if not error.retryable:  # the store answers: clean up now (an unreachable one: at the batch's end)
+                self.sweep_orphans(key, started)
+            raise error from None
+        self.sweep_orphans(key, started)
         return self._stored(key, src.bytes_read, src.md5, result)
+
+    def finish_batch(self, big_items, since: float, failed_keys=frozenset()) -> int:
+        """After a batch: abort every multipart upload still open for a key this batch sent in parts.
+
+        Those are this tool's orphans: uploads begun before this run (a run killed by SIGTERM or
+        ``kill -9``, a store restarted mid-batch) of keys it has just written again, and this run's
+        own uploads of keys that failed (the abort of a failed upload does not reach a store that
+        was down). An upload begun during this run of a key this run stored is left alone: it can
+        only be another writer's, still live. One paged listing per key prefix.
+        """
+        keys = {i.key for i in big_items if i.size > self.part_size_for(i.size)}
+        if not keys:
+            return 0
+        try:
+            client = self._sweeper_job().result()
+        except ImportError:
+            return 0
+        aborted = 0
+        for prefix in sorted({k.rsplit("/", 1)[0] + "/" if "/" in k else "" for k in keys}):
+            paginator = client.get_paginator("list_multipart_uploads")
+            for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
+                for upload in page.get("Uploads", []):
+                    key = upload["Key"]
+                    if key not in keys:
+                        continue
+                    if upload["Initiated"].timestamp() >= since - 5 and key not in failed_keys:
+                        continue
+                    client.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload["UploadId"])
+                    aborted += 1
+        if aborted:
+            log.warning("%s: aborted %d multipart upload(s) left open by earlier or failed uploads", self.section,
+                        aborted)
+        return aborted
 
     def sweep_orphans(self, key: str, since: float) -> int:
         """Abort multipart uploads of ``key`` begun since ``since`` that hold no parts.
@@ -361,8 +396,9 @@ class S3(CloudProvider):
             config=Config(s3={"addressing_style": "virtual" if self.virtual_hosted_style else "path"},
                           request_checksum_calculation="when_required",
                           response_checksum_validation="when_required",
-                          retries={"max_attempts": 3, "mode": "standard"},
-                          connect_timeout=self.retry.connect_timeout, read_timeout=60), **kwargs)
+                          retries={"total_max_attempts": 1 + self.retry.max_retries, "mode": "standard"},
+                          connect_timeout=self.retry.connect_timeout, read_timeout=self.retry.request_timeout),
+            **kwargs)
 
     def put_bytes(self, data: bytes, key: str, md5: str | None = None) -> StoredObject:
         import hashlib
