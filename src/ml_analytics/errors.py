@@ -58,6 +58,7 @@ class MLAnalyticsError(Exception):
     """Base of every error this project raises on purpose. Its message never holds a URL's password."""
 
     exit_code = EXIT_FAILED
+    retryable = False  # a transient failure that a later attempt may get past
 
     def __init__(self, *args):
         if args and isinstance(args[0], str):

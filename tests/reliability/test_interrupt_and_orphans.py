@@ -1,0 +1,96 @@
+"""Ctrl-C and SIGTERM stop a batch at once and say what was stored; orphaned multipart uploads of
+this tool's keys are aborted by the next run."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from conftest import fresh_name, run_cli
+
+from ml_analytics.testing import faults as F
+from ml_analytics.testing.proxy import FaultProxy
+
+
+def _config(tmp_path, seaweed, bucket, endpoint=None):
+    cfg = tmp_path / "c.ini"
+    cfg.write_text("[COMMON]\nmax_retries = 2\nretry_timeout = 10\nconcurrency = 4\n"
+                   f"[S3]\nendpoint_url = {endpoint or seaweed.endpoint}\naccess_key = {seaweed.access_key}\n"
+                   f"secret_access_key = {seaweed.secret_key}\nbucket_name = {bucket}\npart_size_mib = 5\n")
+    cfg.chmod(0o600)
+    return cfg
+
+
+def _open_uploads(client, bucket):
+    return client.list_multipart_uploads(Bucket=bucket).get("Uploads", [])
+
+
+def _keys(client, bucket):
+    return {o["Key"] for o in client.list_objects_v2(Bucket=bucket).get("Contents", [])}
+
+
+@pytest.mark.parametrize("signum,code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_a_signal_stops_new_uploads_aborts_multipart_and_reports(tmp_path, seaweed, signum, code):
+    bucket = seaweed.create_bucket(fresh_name("sig"))
+    client = seaweed.boto3_client()
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "a-big.bin").write_bytes(os.urandom(160 * 1024 * 1024))  # 32 parts: most not yet read
+    for i in range(400):
+        (data / f"r{i:04d}.json").write_text(f'{{"row": {i}}}\n')
+    client.put_object(Bucket=bucket, Key="p/a-big.bin", Body=b"the previous version")
+    slow = FaultProxy(seaweed.port, rule=F.always(("stall", 0.1)))  # every request slowed: the batch takes long
+    try:
+        cfg = _config(tmp_path, seaweed, bucket, endpoint=slow.endpoint)
+        proc = subprocess.Popen([sys.executable, "-m", "ml_analytics", "upload", str(data), "--prefix", "p",
+                                 "--config", str(cfg), "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True)
+        deadline = time.time() + 60
+        while time.time() < deadline and not _open_uploads(client, bucket):
+            time.sleep(0.05)
+        time.sleep(0.5)
+        assert _open_uploads(client, bucket), "the big file's multipart upload never started"
+        proc.send_signal(signum)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        slow.close()
+    assert proc.returncode == code, err
+    assert "interrupted" in err and "Traceback" not in err
+    doc = json.loads(out)
+    assert doc["interrupted"] is True and doc["ok"] is False
+    stored = _keys(client, bucket)
+    uploaded = {r["key"] for r in doc["results"] if r["status"] == "uploaded"}
+    not_sent = [r for r in doc["results"] if r["status"] == "failed"]
+    assert uploaded <= stored and len(uploaded) < 401 and not_sent
+    assert len(stored) < 401  # it stopped: not the whole batch went up
+    big = next(r for r in doc["results"] if r["key"] == "p/a-big.bin")
+    assert big["status"] == "failed" and "interrupted" in big["error"]
+    assert client.get_object(Bucket=bucket, Key="p/a-big.bin")["Body"].read() == b"the previous version"
+    assert _open_uploads(client, bucket) == []
+
+
+def test_orphans_of_an_earlier_run_are_aborted_by_the_next_run_of_the_same_keys(tmp_path, seaweed, cli):
+    bucket = seaweed.create_bucket(fresh_name("orph"))
+    client = seaweed.boto3_client()
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "big.bin").write_bytes(os.urandom(12 * 1024 * 1024))
+    # what a run killed by SIGTERM / kill -9 leaves: an open upload with a part, and one with none
+    for with_part in (True, False):
+        upload = client.create_multipart_upload(Bucket=bucket, Key="p/big.bin")
+        if with_part:
+            client.upload_part(Bucket=bucket, Key="p/big.bin", UploadId=upload["UploadId"], PartNumber=1,
+                               Body=os.urandom(5 * 1024 * 1024))
+    other = client.create_multipart_upload(Bucket=bucket, Key="p/someone-elses.bin")  # not ours: left alone
+    time.sleep(6)  # older than this run
+    cfg = _config(tmp_path, seaweed, bucket)
+    r = cli("upload", data, "--prefix", "p", "--config", cfg)
+    assert r.code == 0, r.err
+    left = _open_uploads(client, bucket)
+    assert [u["UploadId"] for u in left] == [other["UploadId"]]
+    assert client.get_object(Bucket=bucket, Key="p/big.bin")["Body"].read() == (data / "big.bin").read_bytes()
