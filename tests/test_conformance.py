@@ -24,11 +24,12 @@ def _corrupt_uploads(req):
 
 
 @pytest.fixture
-def corrupting_proxy_factory():
+def proxy_factory():
+    """FaultProxy(port, rule) instances closed after the test."""
     proxies = []
 
-    def make(port):
-        proxy = FaultProxy(port, _corrupt_uploads)
+    def make(port, rule):
+        proxy = FaultProxy(port, rule)
         proxies.append(proxy)
         return proxy
 
@@ -37,7 +38,24 @@ def corrupting_proxy_factory():
         p.close()
 
 
+@pytest.fixture
+def corrupting_proxy_factory(proxy_factory):
+    return lambda port: proxy_factory(port, _corrupt_uploads)
+
+
 class TestLocal(ProviderConformance):
+    unsupported = {"wrong_credentials_provider": "a folder has no credentials",
+                   "corrupting_provider": "no network between the job and a folder",
+                   "provider_through": "no network between the job and a folder"}
+
+    @pytest.fixture
+    def leftovers(self, tmp_path):
+        return lambda: [str(p) for p in (tmp_path / "store").rglob(".ml-analytics-tmp-*")]
+
+    @pytest.fixture
+    def expected_uri(self, tmp_path):
+        return lambda key: (tmp_path / "store" / "bkt" / key).resolve().as_uri()
+
     @pytest.fixture
     def provider(self, tmp_path):
         return Local(root=str(tmp_path / "store"), bucketName="bkt")
@@ -89,6 +107,15 @@ class _S3Family(ProviderConformance):
     @pytest.fixture
     def corrupting_provider(self, seaweed, bucket, corrupting_proxy_factory):
         return self.make(seaweed, bucket, endpoint=corrupting_proxy_factory(seaweed.port).endpoint)
+
+    @pytest.fixture
+    def provider_through(self, seaweed, bucket, proxy_factory):
+        return lambda rule: self.make(seaweed, bucket, endpoint=proxy_factory(seaweed.port, rule).endpoint)
+
+    @pytest.fixture
+    def leftovers(self, seaweed, bucket):
+        client = seaweed.boto3_client()
+        return lambda: [u["Key"] for u in client.list_multipart_uploads(Bucket=bucket).get("Uploads", [])]
 
     @pytest.fixture
     def config_text(self, seaweed, bucket):
@@ -144,6 +171,20 @@ class _AzureBase(ProviderConformance):
         proxy = corrupting_proxy_factory(azurite.port)
         return self.make(azurite, container, endpoint_url=f"{proxy.endpoint}/{AZURITE_ACCOUNT}")
 
+    @pytest.fixture
+    def provider_through(self, azurite, container, proxy_factory):
+        return lambda rule: self.make(azurite, container,
+                                      endpoint_url=f"{proxy_factory(azurite.port, rule).endpoint}/{AZURITE_ACCOUNT}")
+
+    @pytest.fixture
+    def leftovers(self, azurite, container):
+        client = azurite.service_client().get_container_client(container)
+
+        def uncommitted():
+            names = {b.name for b in client.list_blobs(include=["uncommittedblobs"])}
+            return [n for n in names if client.get_blob_client(n).get_block_list("uncommitted")[1]]
+        return uncommitted
+
 
 class TestAzureKey(_AzureBase):
     def credentials(self, azurite, container):
@@ -188,6 +229,19 @@ class TestAzureSAS(_AzureBase):
 
 
 class TestGCP(ProviderConformance):
+    unsupported = {"wrong_credentials_provider": "fake-gcs-server accepts any credentials"}
+
+    @pytest.fixture
+    def provider_through(self, fake_gcs, bucket, proxy_factory):
+        return lambda rule: GCP(bucketName=bucket, endpoint_url=proxy_factory(fake_gcs.port, rule).endpoint,
+                                retry=FAST_FAIL)
+
+    @pytest.fixture
+    def leftovers(self, fake_gcs, bucket):
+        """Resumable sessions cannot be listed; any object but the tests' own keys is a leftover."""
+        b = fake_gcs.client().bucket(bucket)
+        return lambda: [x.name for x in b.list_blobs() if x.name not in ("keep/report.json", "changing/report.json")]
+
     @pytest.fixture
     def bucket(self, fake_gcs):
         return fake_gcs.create_bucket(fresh_name())
