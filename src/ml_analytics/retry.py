@@ -19,7 +19,7 @@ from datetime import timedelta
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    max_retries: int = 5
+    max_retries: int = 10  # like object_store: 10 retries within total_timeout (3 min)
     initial_backoff: float = 0.1
     max_backoff: float = 8.0
     total_timeout: float = 180.0
