@@ -426,7 +426,9 @@ class TransferEngine:
     def _lane(self, section, provider, items, skip_existing, emit) -> None:
         """A provider's whole batch: a first pass, then a second pass for the files that failed
         with a transient error after their own retries (rclone's whole-run retry, for one batch),
-        then the provider's end-of-batch clean-up (e.g. S3's sweep of orphaned multipart uploads)."""
+        then the provider's end-of-batch clean-up (e.g. S3's sweep of orphaned multipart uploads).
+        The second pass runs only while the batch is inside its retry budget ([COMMON] retry_timeout):
+        a store that stays down is not waited on twice."""
         started = time.time()
         width = self.concurrency or provider.default_concurrency
         breaker = StoreBreaker(max(16, 2 * width))  # two full waves of uploads failed, nothing succeeded
@@ -445,7 +447,9 @@ class TransferEngine:
         if first_failures:
             by_key = {i.key: i for i in items if i.key in first_failures}
             again = [by_key[k] for k in first_failures if k in by_key]
-        if again and not interrupt.requested() and not breaker.tripped:
+        policy = getattr(provider, "retry", None)
+        budget_left = policy is None or time.time() - started < getattr(policy, "total_timeout", 0)
+        if again and not interrupt.requested() and not breaker.tripped and budget_left:
             self.second_pass[section] = len(again)
             breaker.in_a_row = 0
             recovered = 0

@@ -253,3 +253,29 @@ def test_a_batch_survives_a_flaky_store_on_default_retry_settings(section, targe
     expected = _expected(d, "flaky")
     assert set(stored) == set(expected) and all(stored[k] == v for k, v in expected.items())
     assert len(fired) > 100
+
+
+@pytest.mark.parametrize("fault", ["stalled", "refused"])
+def test_waits_on_a_dead_or_stalled_s3_store_obey_common(fault, seaweed, cli, tmp_path):
+    """request_timeout = 5, max_retries = 2, retry_timeout = 20: a multipart-sized upload ends within
+    retry_timeout plus one request_timeout per attempt (35 s; it took 256 s when the orphan sweep's
+    own client ignored [COMMON])."""
+    import time
+
+    bucket = seaweed.create_bucket(fresh_name("stall"))
+    (tmp_path / "big.bin").write_bytes(os.urandom(12 * 1024 * 1024))
+    proxy = FaultProxy(seaweed.port, F.always(("stall", 120))) if fault == "stalled" else None
+    endpoint = proxy.endpoint if proxy else "http://127.0.0.1:9"
+    try:
+        cfg = tmp_path / "c.ini"
+        cfg.write_text("[COMMON]\nrequest_timeout = 5\nmax_retries = 2\nretry_timeout = 20\nconnect_timeout = 2\n"
+                       f"[S3]\nendpoint_url = {endpoint}\naccess_key = {seaweed.access_key}\n"
+                       f"secret_access_key = {seaweed.secret_key}\nbucket_name = {bucket}\n")
+        started = time.monotonic()
+        r = cli("upload", tmp_path / "big.bin", "--config", cfg, timeout=120)
+        took = time.monotonic() - started
+    finally:
+        if proxy:
+            proxy.close()
+    assert r.code == 1 and "Traceback" not in r.err
+    assert took < 20 + 5 * 3 + 10, f"took {took:.0f} s"  # the bound, plus start-up slack
