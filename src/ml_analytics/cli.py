@@ -28,6 +28,7 @@ class Output:
     def __init__(self, json_mode: bool = False):
         self.json_mode = json_mode
         self.secrets: set[str] = set()
+        self.notes: list[str] = []  # stderr lines printed after a command that ran (not after an error)
 
     def add_secrets(self, values) -> None:
         self.secrets |= {v for v in values if v}
@@ -82,11 +83,16 @@ def _human_bytes(n: float) -> str:
 
 def _load_config(config_path, output: Output):
     """The config, with its secrets registered for redaction and a warning if others can read it."""
+    from .cloud_storage.cloud import path_keys
     from .cloud_storage.registry import registry
-    from .config import Config
+    from .config import Config, describe_source
 
-    config = Config.load(config_path, known_sections=tuple(registry.sections()))
-    output.add_secrets(config.secrets(registry.secret_keys()))
+    config = Config.load(config_path, known_sections=tuple(registry.sections()), embedded_default=True)
+    output.add_secrets(config.secrets(registry.secret_keys(), path_keys()))
+    if config_path is None:  # found by looking (or not found): say which, once the command has run
+        output.notes.append(f"ml-analytics: config: {describe_source(config)}")
+    for var in config.ignored_env:
+        output.warn(f"${var} ignored: {config.path} has no such section (the environment never adds one to a file)")
     warning = config.permission_warning()
     if warning:
         output.warn(warning)
@@ -361,13 +367,22 @@ def _register_optional_commands() -> None:
             pass
 
 
+def _print_notes(output: Output) -> None:
+    """Which config was used (stderr; stdout stays one --json document). Not after an error,
+    which is one line naming the file at fault."""
+    for note in output.notes:
+        output.err(note)
+
+
 def main(argv: list[str] | None = None) -> None:
     output = Output()
     _register_optional_commands()
     try:
         code = cli.main(args=argv, prog_name="ml-analytics", standalone_mode=False, obj={"output": output})
+        _print_notes(output)
     except click.exceptions.Exit as e:
         code = e.exit_code
+        _print_notes(output)
     except click.ClickException as e:
         e.show()
         code = EXIT_USAGE
