@@ -104,7 +104,13 @@ def test_azure_job(py38, azurite, tmp_path):
     section = (f"[AZURE]\n\naccount_name = {AZURITE_ACCOUNT}\n\ncontainer_name = {container}\n\n"
                f"account_key = {AZURITE_KEY}\n")
     dep = _installed(tmp_path, section)
-    job = dep.run_job(py38, "projects", env={"ML_ANALYTICS_AZURE_ENDPOINT_URL": azurite.endpoint})
+    # spark-submit puts the jobs' libraries on PYTHONPATH; azure-storage-blob 2.1.0 there must not
+    # shadow the azure-storage-blob 12 that ml-analytics runs with.
+    site = subprocess.run([str(py38), "-c", "import azure.storage.blob as m, os; print(m.__file__)"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    site_packages = site.split("/azure/")[0]
+    env = {"ML_ANALYTICS_AZURE_ENDPOINT_URL": azurite.endpoint, "PYTHONPATH": site_packages}
+    job = dep.run_job(py38, "projects", env=env)
     assert job.code == 0, job.err
     client = azurite.service_client().get_container_client(container)
     assert sorted(b.name for b in client.list_blobs()) == ["projects/sl_projects.json", "projects/sl_tasks.json"]

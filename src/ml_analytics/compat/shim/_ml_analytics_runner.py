@@ -52,6 +52,10 @@ def upload(blob_path, local_path, file_name, config=None, to=(), env=None, env_o
     argv += ["--", source]
 
     child_env = dict(os.environ)
+    # spark-submit and activated job venvs point these at the jobs' Python 3.8 libraries (old
+    # azure-storage-blob, pyspark): ml-analytics runs on its own interpreter and must not see them.
+    for name in ("PYTHONPATH", "PYTHONHOME"):
+        child_env.pop(name, None)
     cwd = None
     if env_only_section:
         # Only this section's variables (e.g. an endpoint override) survive; no config file is read.
@@ -76,10 +80,12 @@ def upload(blob_path, local_path, file_name, config=None, to=(), env=None, env_o
 
 def _outcome(proc):
     errors = []
+    last = ""
     for line in proc.stderr.splitlines():
         if line.startswith("ml-analytics: error: "):
             errors.append(line[len("ml-analytics: error: "):])
         elif line.strip():
+            last = line.strip()
             sys.stderr.write(line + "\n")  # warnings: keep them in the job's log
     try:
         doc = json.loads(proc.stdout) if proc.stdout.strip() else None
@@ -95,7 +101,7 @@ def _outcome(proc):
     elif errors:
         message = errors[-1]
     else:
-        message = "ml-analytics exited with code {}".format(proc.returncode)
+        message = "ml-analytics exited with code {}{}".format(proc.returncode, ": " + last[:300] if last else "")
     raise CloudUploadError(message)
 
 
