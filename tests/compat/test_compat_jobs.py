@@ -178,3 +178,29 @@ def test_check_on_the_deployment_config(seaweed, tmp_path):
     # [DRUID] (query specs without "type", the Overlord at a closed port) is issue 12's Druid part,
     # done by another helper; only the storage part is asserted here, not the exit code.
     assert "DRUID" in rows
+
+
+def test_seed_classes_upload_with_their_own_arguments_only(py38, seaweed, tmp_path):
+    """aws.AWS and oracle.Oracle, as the original cloud.py built them: configured by their arguments,
+    not by config.ini (whose [ORACLE] bucket here must stay empty)."""
+    deployment_bucket = seaweed.create_bucket(fresh_name("oracle"))
+    oracle_bucket = seaweed.create_bucket(fresh_name("cls-oracle"))
+    aws_bucket = seaweed.create_bucket(fresh_name("cls-aws"))
+    dep = _installed(tmp_path, _oracle_section(seaweed, deployment_bucket))
+    script = tmp_path / "use_classes.py"
+    script.write_text(
+        "import sys\n"
+        f"sys.path.append({str(dep.cloud_storage)!r})\n"
+        "from oracle import Oracle\nfrom aws import AWS\n"
+        f"Oracle(regionName='us-east-1', accessKey={seaweed.access_key!r}, secretAccessKey={seaweed.secret_key!r}, "
+        f"endpoint_url={seaweed.endpoint!r}, bucketName={oracle_bucket!r}).upload_files("
+        f"bucketPath='projects/', localPath={str(dep.service / 'projects' / 'output')!r}, fileName='sl_projects.json')\n"
+        f"AWS(accessKey={seaweed.access_key!r}, secretAccessKey={seaweed.secret_key!r}, regionName='us-east-1', "
+        f"bucketName={aws_bucket!r}).upload_files('projects/rollup', "
+        f"{str(dep.service / 'projects' / 'rollup_output')!r}, 'projects_rollup.json')\n")
+    r = subprocess.run([str(py38), str(script)], capture_output=True, text=True, cwd=dep.cron_dir,
+                       env=clean_env({"ML_ANALYTICS_AWS_ENDPOINT_URL": seaweed.endpoint}), timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert _s3_keys(seaweed, oracle_bucket) == ["projects/sl_projects.json"]
+    assert _s3_keys(seaweed, aws_bucket) == ["projects/rollup/projects_rollup.json"]
+    assert _s3_keys(seaweed, deployment_bucket) == []
