@@ -29,7 +29,7 @@ def test_json_output_shape(cli, tmp_path):
     assert res["provider"] == "LOCAL" and res["key"] == "a/b/sl_projects.json" and res["status"] == "uploaded"
     assert res["bytes"] == len(data) and res["md5"] == hashlib.md5(data).hexdigest() and res["error"] is None
     assert res["uri"].startswith("file:///") and res["uri"].endswith("/ml-analytics/a/b/sl_projects.json")
-    assert r.err == ""
+    assert r.err == f"ml-analytics: config: embedded default ([LOCAL] {tmp_path / 'cloud-storage'}); no config file found\n"
 
 
 def test_dry_run_uploads_nothing(cli, tmp_path):
@@ -96,6 +96,7 @@ def test_seed_api_from_python(tmp_path, monkeypatch):
     from ml_analytics.cloud_storage.cloud import MultiCloud
 
     monkeypatch.chdir(tmp_path)
+    (tmp_path / "config.ini").write_text("[LOCAL]\n")  # no config found would be a ConfigError
     (tmp_path / "out").mkdir()
     (tmp_path / "out" / "sl_projects.json").write_text('{"x": 1}\n')
     results = MultiCloud().upload_to_cloud(blob_Path="projects", local_Path=str(tmp_path / "out"),

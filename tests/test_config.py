@@ -11,7 +11,7 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 def load(path=None, env=None):
-    return Config.load(path, env=env or {}, known_sections=tuple(registry.sections()))
+    return Config.load(path, env=env or {}, known_sections=tuple(registry.sections()), embedded_default=True)
 
 
 def test_embedded_default_is_one_local_store(tmp_path, monkeypatch):
@@ -50,7 +50,7 @@ def test_extended_interpolation_and_env_override(write_config):
     cfg = load(p, env={"ML_ANALYTICS_LOCAL_BUCKET_NAME": "from-env", "ML_ANALYTICS_AWS_BUCKET_NAME": "b"})
     assert cfg.get("LOCAL", "root") == "reports/store"
     assert cfg.get("LOCAL", "bucket_name") == "from-env"
-    assert cfg.has_section("AWS") and cfg.get("AWS", "bucket_name") == "b"  # env can add a known section
+    assert not cfg.has_section("AWS") and cfg.ignored_env == ["ML_ANALYTICS_AWS_BUCKET_NAME"]  # never adds one
 
 
 def test_empty_values_are_unset_and_all_empty_section_is_blank(write_config):

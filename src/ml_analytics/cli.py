@@ -28,6 +28,7 @@ class Output:
     def __init__(self, json_mode: bool = False):
         self.json_mode = json_mode
         self.secrets: set[str] = set()
+        self.notes: list[str] = []  # stderr lines printed after a command that ran (not after an error)
 
     def add_secrets(self, values) -> None:
         self.secrets |= {v for v in values if v}
@@ -86,14 +87,19 @@ def _human_bytes(n: float) -> str:
 
 def _load_config(config_path, output: Output):
     """The config, with its secrets registered for redaction and a warning if others can read it."""
+    from .cloud_storage.cloud import path_keys
     from .cloud_storage.registry import registry
-    from .config import Config
+    from .config import Config, describe_source
 
-    config = Config.load(config_path, known_sections=tuple(registry.sections()))
+    config = Config.load(config_path, known_sections=tuple(registry.sections()), embedded_default=True)
     registry.prepare(config)
-    output.add_secrets(config.secrets(registry.secret_keys()))
+    output.add_secrets(config.secrets(registry.secret_keys(), path_keys()))
     for line in registry.unannounced():
         output.warn(line)
+    if config_path is None:  # found by looking (or not found): say which, once the command has run
+        output.notes.append(f"ml-analytics: config: {describe_source(config)}")
+    for var in config.ignored_env:
+        output.warn(f"${var} ignored: {config.path} has no such section (the environment never adds one to a file)")
     warning = config.permission_warning()
     if warning:
         output.warn(warning)
@@ -403,11 +409,18 @@ def providers(ctx, json_mode):
 # -- entry point -------------------------------------------------------------------------------------
 def _register_optional_commands() -> None:
     """Commands that live in other modules (Druid, init) attach themselves here."""
-    for module in ("ml_analytics.druid.commands", "ml_analytics.scaffold"):
+    for module in ("ml_analytics.druid.commands", "ml_analytics.scaffold", "ml_analytics.compat.commands"):
         try:
             __import__(module)
         except ImportError:
             pass
+
+
+def _print_notes(output: Output) -> None:
+    """Which config was used (stderr; stdout stays one --json document). Not after an error,
+    which is one line naming the file at fault."""
+    for note in output.notes:
+        output.err(note)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -415,8 +428,10 @@ def main(argv: list[str] | None = None) -> None:
     _register_optional_commands()
     try:
         code = cli.main(args=argv, prog_name="ml-analytics", standalone_mode=False, obj={"output": output})
+        _print_notes(output)
     except click.exceptions.Exit as e:
         code = e.exit_code
+        _print_notes(output)
     except click.UsageError as e:  # one line, like every other user mistake
         command = e.ctx.command_path if e.ctx else "ml-analytics"
         output.error(f"{e.format_message()} (see: {command} --help)")

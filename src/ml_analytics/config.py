@@ -1,14 +1,21 @@
 """Reading ``config.ini`` in the seed's format.
 
 Where the file comes from: ``--config``, else ``$ML_ANALYTICS_CONFIG``, else ``./config.ini``
-if it exists, else the embedded default (one ``[LOCAL]`` store with its defaults).
+if it exists. With none of them, the configuration may come from the environment alone (a
+``ML_ANALYTICS_<SECTION>_<KEY>`` variable for a provider section); failing that the library refuses
+with a ConfigError naming where it looked, and only the command line, which asks for it, falls back
+to the embedded default (one ``[LOCAL]`` store with its defaults) and says so.
 
 Values are read with ``configparser`` and ``ExtendedInterpolation`` exactly as the original
 jobs read them, so existing files keep working. Then:
 
-* ``ML_ANALYTICS_<SECTION>_<KEY>`` environment variables override or fill keys, so credentials
-  need not sit in files (``ML_ANALYTICS_AWS_SECRET_ACCESS_KEY``, ``ML_ANALYTICS_AZURE_SAS_TOKEN``).
-  A variable for a known section that the file lacks adds that section.
+* ``ML_ANALYTICS_<SECTION>_<KEY>`` environment variables override or fill keys of the sections
+  the file has, so credentials need not sit in files (``ML_ANALYTICS_AWS_SECRET_ACCESS_KEY``,
+  ``ML_ANALYTICS_AZURE_SAS_TOKEN``). They never add a section to a file: an exported
+  ``ML_ANALYTICS_AWS_*`` must not start uploads to AWS from an ORACLE deployment's config
+  (:attr:`Config.ignored_env` lists such variables so the CLI can say so).
+* A file may start with a UTF-8 byte-order mark.
+* Every number in ``[COMMON]`` is checked when the file is loaded (:data:`COMMON_NUMBERS`).
 * Empty values count as unset; a section whose values are all empty is not configured.
 * A value still holding an unrendered ``{{ placeholder }}`` is an error naming section and key.
 
@@ -19,6 +26,7 @@ redacted, and errors name keys, never values.
 from __future__ import annotations
 
 import configparser
+import math
 import os
 import re
 import stat
@@ -33,10 +41,34 @@ ENV_PREFIX = "ML_ANALYTICS_"
 DEFAULT_FILE = "config.ini"
 EMBEDDED_DEFAULT = "[LOCAL]\n"
 EMBEDDED_NAME = "<embedded default>"
+ENVIRONMENT_NAME = "<environment>"  # no file: sections from ML_ANALYTICS_<SECTION>_<KEY> variables only
 
 # Sections that are not providers but that this project reads.
 COMMON_SECTION = "COMMON"
 DRUID_SECTION = "DRUID"
+
+
+@dataclass(frozen=True)
+class NumberRule:
+    """What a numeric setting may hold: whole or not, and its bounds (``above``: exclusive lower bound)."""
+
+    whole: bool = True
+    minimum: float | None = 0
+    above: float | None = None
+    maximum: float = 10 ** 6
+    unit: str = ""
+
+
+# Every number [COMMON] may hold; all are checked when a file is loaded, whether or not a provider uses them.
+COMMON_NUMBERS: dict[str, NumberRule] = {
+    "concurrency": NumberRule(whole=True, minimum=1, maximum=512),
+    "memory_limit_mib": NumberRule(whole=True, minimum=16, maximum=64 * 1024, unit="MiB"),
+    "max_retries": NumberRule(whole=True, minimum=0, maximum=100),
+    "retry_timeout": NumberRule(whole=False, minimum=None, above=0, maximum=86400, unit="seconds"),
+    "connect_timeout": NumberRule(whole=False, minimum=None, above=0, maximum=3600, unit="seconds"),
+    "request_timeout": NumberRule(whole=False, minimum=None, above=0, maximum=86400, unit="seconds"),
+}
+_DEFAULT_RULE = NumberRule()
 
 _PLACEHOLDER = re.compile(r"\{\{.*?\}\}")  # Jinja-style; valid JSON never contains "{{"
 # Keys whose values are treated as secrets even when no provider declares them (defence in depth).
@@ -47,71 +79,118 @@ def looks_secret(key: str) -> bool:
     return bool(_SECRET_NAME.search(key))
 
 
+def _env_key(var: str, sections) -> tuple[str, str] | None:
+    """(SECTION, key) named by an ``ML_ANALYTICS_<SECTION>_<KEY>`` variable, longest section first."""
+    if not var.startswith(ENV_PREFIX) or var == ENV_CONFIG:
+        return None
+    rest = var[len(ENV_PREFIX):]
+    for section in sorted(set(sections), key=len, reverse=True):
+        if rest.upper().startswith(section.upper() + "_") and len(rest) > len(section) + 1:
+            return section, rest[len(section) + 1:].lower()
+    return None
+
+
 @dataclass
 class Config:
     """A parsed configuration: sections of string values, with where they came from."""
 
     parser: configparser.ConfigParser
-    path: str  # file path, or EMBEDDED_NAME
+    path: str  # file path, EMBEDDED_NAME or ENVIRONMENT_NAME
     env: dict[str, str] = field(default_factory=dict)
     _env_values: dict[tuple[str, str], str] = field(default_factory=dict)
+    ignored_env: list[str] = field(default_factory=list)  # variables naming a section the file lacks
 
     # -- loading -----------------------------------------------------------------------
     @classmethod
     def load(cls, path: str | os.PathLike | None = None, *, env: dict[str, str] | None = None,
-             known_sections: tuple[str, ...] = ()) -> "Config":
+             known_sections: tuple[str, ...] = (), embedded_default: bool = False) -> "Config":
+        """Read the config: ``path``, else ``$ML_ANALYTICS_CONFIG``, else ``./config.ini``.
+
+        With no file, provider sections may come from the environment alone; with none there
+        either, a ConfigError names where it looked, unless ``embedded_default`` (the CLI's first
+        run) asks for the embedded ``[LOCAL]`` store instead. ``known_sections`` are the provider
+        sections (the registry's).
+        """
         env = dict(os.environ if env is None else env)
         chosen = path if path is not None else env.get(ENV_CONFIG) or None
         if chosen is None and Path(DEFAULT_FILE).is_file():
             chosen = DEFAULT_FILE
         parser = configparser.ConfigParser(interpolation=configparser.ExtendedInterpolation())
         parser.optionxform = str.lower  # keys are case-insensitive, as configparser always did
-        if chosen is None:
-            parser.read_string(EMBEDDED_DEFAULT, source=EMBEDDED_NAME)
-            where = EMBEDDED_NAME
+        if chosen is not None:
+            cfg = cls(parser=parser, path=str(chosen), env=env)
+            cfg._read_file(Path(chosen))
+            cfg._apply_env(cfg.parser.sections(), known=tuple(known_sections) + (COMMON_SECTION, DRUID_SECTION))
         else:
-            where = str(chosen)
-            p = Path(chosen)
-            if not p.exists():
-                raise ConfigError("config file not found", path=where)
-            if p.is_dir():
-                raise ConfigError("is a directory, not a config file", path=where)
-            try:
-                text = p.read_text(encoding="utf-8")
-            except PermissionError:
-                raise ConfigError("config file is not readable (permission denied)", path=where) from None
-            except UnicodeDecodeError as e:
-                raise ConfigError(f"config file is not UTF-8 text (byte {e.start})", path=where) from None
-            except OSError as e:
-                raise ConfigError(f"cannot read config file: {e.strerror}", path=where) from None
-            try:
-                parser.read_string(text, source=where)
-            except configparser.DuplicateSectionError as e:
-                raise ConfigError(f"line {e.lineno}: section [{e.section}] appears twice", path=where) from None
-            except configparser.DuplicateOptionError as e:
-                raise ConfigError(f"line {e.lineno}: key appears twice", path=where, section=e.section, key=e.option) from None
-            except configparser.MissingSectionHeaderError as e:
-                raise ConfigError(f"line {e.lineno}: no valid [SECTION] header before this line (missing or malformed header)", path=where) from None
-            except configparser.ParsingError as e:
-                lines = ", ".join(str(n) for n, _ in e.errors[:5])
-                raise ConfigError(f"malformed INI at line {lines}", path=where) from None
-        cfg = cls(parser=parser, path=where, env=env)
-        cfg._apply_env(known_sections)
+            from_env = {k for k in (_env_key(v, known_sections) for v in env) if k}
+            if from_env:  # environment-only configuration
+                cfg = cls(parser=parser, path=ENVIRONMENT_NAME, env=env)
+                cfg._apply_env(tuple(known_sections) + (COMMON_SECTION, DRUID_SECTION))
+            elif embedded_default:
+                parser.read_string(EMBEDDED_DEFAULT, source=EMBEDDED_NAME)
+                cfg = cls(parser=parser, path=EMBEDDED_NAME, env=env)
+                cfg._apply_env(tuple(known_sections) + (COMMON_SECTION, DRUID_SECTION))
+            else:
+                raise ConfigError(
+                    f"no configuration found: no config path given, ${ENV_CONFIG} not set, "
+                    f"no {Path(DEFAULT_FILE).resolve()}, and no {ENV_PREFIX}<SECTION>_<KEY> variable "
+                    f"for a provider section; pass the path of the deployment's config.ini")
+        cfg.check_numbers()
         return cfg
 
-    def _apply_env(self, known_sections: tuple[str, ...]) -> None:
-        names = sorted(set(self.parser.sections()) | set(known_sections) | {COMMON_SECTION, DRUID_SECTION},
-                       key=len, reverse=True)
-        for var, value in self.env.items():
-            if not var.startswith(ENV_PREFIX) or var == ENV_CONFIG:
+    def _read_file(self, p: Path) -> None:
+        where = self.path
+        if not p.exists():
+            raise ConfigError("config file not found", path=where)
+        if p.is_dir():
+            raise ConfigError("is a directory, not a config file", path=where)
+        try:
+            text = p.read_text(encoding="utf-8-sig")  # a leading byte-order mark is not part of the text
+        except PermissionError:
+            raise ConfigError("config file is not readable (permission denied)", path=where) from None
+        except UnicodeDecodeError as e:
+            raise ConfigError(f"config file is not UTF-8 text (byte {e.start})", path=where) from None
+        except OSError as e:
+            raise ConfigError(f"cannot read config file: {e.strerror}", path=where) from None
+        try:
+            self.parser.read_string(text, source=where)
+        except configparser.DuplicateSectionError as e:
+            raise ConfigError(f"line {e.lineno}: section [{e.section}] appears twice", path=where) from None
+        except configparser.DuplicateOptionError as e:
+            raise ConfigError(f"line {e.lineno}: key appears twice", path=where, section=e.section, key=e.option) from None
+        except configparser.MissingSectionHeaderError as e:
+            raise ConfigError(f"line {e.lineno}: no valid [SECTION] header before this line (missing or malformed header)", path=where) from None
+        except configparser.ParsingError as e:
+            lines = ", ".join(str(n) for n, _ in e.errors[:5])
+            raise ConfigError(f"malformed INI at line {lines}", path=where) from None
+
+    def _apply_env(self, sections, known=()) -> None:
+        """Take ``ML_ANALYTICS_<SECTION>_<KEY>`` values for ``sections``; note those naming another
+        ``known`` section (the file lacks it) in :attr:`ignored_env`."""
+        present = {s.upper(): s for s in self.parser.sections()}
+        for var, value in sorted(self.env.items()):
+            found = _env_key(var, sections)
+            if found is None:
+                if _env_key(var, known):
+                    self.ignored_env.append(var)
                 continue
-            rest = var[len(ENV_PREFIX):]
-            for section in names:
-                if rest.upper().startswith(section.upper() + "_") and len(rest) > len(section) + 1:
-                    key = rest[len(section) + 1:].lower()
-                    real = next((s for s in self.parser.sections() if s.upper() == section.upper()), section)
-                    self._env_values[(real, key)] = value
-                    break
+            section, key = found
+            self._env_values[(present.get(section.upper(), section), key)] = value
+
+    def check_numbers(self) -> None:
+        """Every number [COMMON] may hold is checked now, whether or not a provider reads it."""
+        for key in COMMON_NUMBERS:
+            if (COMMON_SECTION, key) in self._env_values or self.parser.has_option(COMMON_SECTION, key):
+                if _PLACEHOLDER.search(self._raw(COMMON_SECTION, key)):
+                    continue  # unrendered: reported by name when the value is read
+                self.number(COMMON_SECTION, key)
+
+    @property
+    def folder(self) -> Path:
+        """The folder relative paths in the config are resolved against: the file's, else the working folder."""
+        if self.path in (EMBEDDED_NAME, ENVIRONMENT_NAME):
+            return Path.cwd()
+        return Path(self.path).resolve().parent
 
     # -- reading -----------------------------------------------------------------------
     def sections(self) -> list[str]:
@@ -149,19 +228,39 @@ class Config:
                               path=self.path, section=section, key=key)
         return value if value else default
 
-    def number(self, section: str, key: str, *, whole: bool = True, minimum: float = 0) -> int | float | None:
-        """A number from the config (None when unset): a whole number unless ``whole`` is False, at
-        least ``minimum``; anything else is a ConfigError naming the file, section and key."""
+    def number(self, section: str, key: str, *, whole: bool | None = None, minimum: float | None = None,
+               above: float | None = None, maximum: float | None = None) -> int | float | None:
+        """A number from the config (None when unset), within bounds; anything else (not a number,
+        nan, inf, out of range) is a ConfigError naming the file, section and key.
+
+        Keys of :data:`COMMON_NUMBERS` take their rule from there unless an argument says otherwise;
+        other keys default to a whole number from 0 to 10**6.
+        """
+        rule = COMMON_NUMBERS.get(key.lower(), _DEFAULT_RULE) if section == COMMON_SECTION else _DEFAULT_RULE
+        whole = rule.whole if whole is None else whole
+        if minimum is None and above is None:
+            minimum, above = rule.minimum, rule.above
+        maximum = rule.maximum if maximum is None else maximum
         raw = self.get(section, key)
         if raw is None:
             return None
+
+        def refuse(why: str) -> ConfigError:
+            return ConfigError(why, path=self.path, section=section, key=key)
+
         try:
             value = int(raw) if whole else float(raw)
         except ValueError:
-            raise ConfigError(f"expected a {'whole number' if whole else 'number'}, got {raw!r}", path=self.path,
-                              section=section, key=key) from None
-        if value < minimum:
-            raise ConfigError(f"must be at least {minimum:g}", path=self.path, section=section, key=key)
+            raise refuse(f"expected a {'whole number' if whole else 'number'}, got {raw!r}") from None
+        if not math.isfinite(value):
+            raise refuse(f"expected a finite number, got {raw!r}")
+        unit = f" {rule.unit}" if rule.unit else ""
+        if minimum is not None and value < minimum:
+            raise refuse(f"must be at least {minimum:g}{unit}, got {raw!r}")
+        if above is not None and value <= above:
+            raise refuse(f"must be greater than {above:g}{unit}, got {raw!r}")
+        if value > maximum:
+            raise refuse(f"must be at most {maximum:g}{unit}, got {raw!r}")
         return value
 
     def values(self, section: str) -> dict[str, str]:
@@ -186,16 +285,21 @@ class Config:
         keys = self.raw_keys(section)
         return bool(keys) and not any(self._raw(section, key) for key in keys)
 
-    def secrets(self, secret_keys: dict[str, set[str]] | None = None) -> set[str]:
+    def secrets(self, secret_keys: dict[str, set[str]] | None = None,
+                path_keys: dict[str, set[str]] | None = None) -> set[str]:
         """Every value that must never be printed: declared secret keys plus secret-looking names.
 
-        Both the raw and the interpolated value count, so ``${COMMON:key}`` indirections are covered.
+        Keys declared as file paths (``path_keys``, e.g. ``[GCP] secret_data``) are not secrets even
+        when their name looks like one: a path is what an error must show. Both the raw and the
+        interpolated value count, so ``${COMMON:key}`` indirections are covered.
         """
         found = set()
         secret_keys = secret_keys or {}
+        path_keys = path_keys or {}
         for section in self.sections():
             for key in self.raw_keys(section):
-                if key in secret_keys.get(section, set()) or looks_secret(key):
+                declared = key in secret_keys.get(section, set())
+                if declared or (looks_secret(key) and key not in path_keys.get(section, set())):
                     found.add(self._raw(section, key))
                     try:
                         found.add((self.parser.get(section, key) if self.parser.has_option(section, key) else "").strip())
@@ -205,7 +309,7 @@ class Config:
 
     def permission_warning(self) -> str | None:
         """A warning when a config file holding credentials can be read by other users."""
-        if self.path == EMBEDDED_NAME or sys.platform == "win32":
+        if self.path in (EMBEDDED_NAME, ENVIRONMENT_NAME) or sys.platform == "win32":
             return None
         try:
             mode = Path(self.path).stat().st_mode
@@ -215,3 +319,13 @@ class Config:
             return (f"{self.path}: holds credentials and is readable by other users "
                     f"(mode {stat.S_IMODE(mode):o}); run: chmod 600 {self.path}")
         return None
+
+
+def describe_source(config: Config) -> str:
+    """One short phrase saying which configuration is in use (the CLI prints it on stderr)."""
+    if config.path == EMBEDDED_NAME:
+        root = config.get("LOCAL", "root") or "./cloud-storage"
+        return f"embedded default ([LOCAL] {Path(root).resolve()}); no config file found"
+    if config.path == ENVIRONMENT_NAME:
+        return f"{ENV_PREFIX}* environment variables (no config file)"
+    return config.path

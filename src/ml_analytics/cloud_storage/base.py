@@ -134,6 +134,8 @@ class CloudProvider:
                 if opt.required:
                     raise ConfigError("required key is missing or empty", path=config.path, section=section, key=opt.name)
                 continue
+            if opt.kind == "path":  # relative to the config file's folder, as the deployment writes them
+                value = str(config.folder / os.path.expanduser(value))
             kwargs[opt.argument] = opt.convert(value, path=config.path, section=section)
         cls.validate_settings(kwargs, config=config, section=section)
         return kwargs

@@ -24,18 +24,24 @@ from .registry import registry
 log = logging.getLogger(__name__)
 
 
+def path_keys() -> dict[str, set[str]]:
+    """Provider keys that hold file paths (never redacted, whatever their name)."""
+    return {s: {o.name for o in registry.get(s).options if o.kind == "path"} for s in registry.sections()}
+
+
 class MultiCloud:
     """Every configured storage provider, built lazily, one client each."""
 
     def __init__(self, config_path: str | os.PathLike | None = None, *, sections: Sequence[str] | None = None,
                  config: Config | None = None, concurrency: int | None = None):
+        # No config found: a ConfigError naming where it looked; never a silent local default.
         self.config = config or Config.load(config_path, known_sections=tuple(registry.sections()))
         registry.prepare(self.config)  # drop-in folder loaded; a section whose provider is broken fails here
         for warning in registry.unannounced():
             log.warning("%s", warning)
-        # Unset: each provider's own default_concurrency.
-        self.concurrency = concurrency or self.config.number(COMMON_SECTION, "concurrency", minimum=1)
-        memory_mib = self.config.number(COMMON_SECTION, "memory_limit_mib", minimum=16)
+        # Unset: each provider's own default_concurrency. Bounds: config.COMMON_NUMBERS.
+        self.concurrency = concurrency or self.config.number(COMMON_SECTION, "concurrency")
+        memory_mib = self.config.number(COMMON_SECTION, "memory_limit_mib")
         self.memory_limit = memory_mib * 1024 * 1024 if memory_mib else DEFAULT_MEMORY_LIMIT
         self.retry = RetryPolicy.from_config(self.config)  # read once: a bad setting fails now, for every provider
         self._providers: dict[str, CloudProvider] = {}
@@ -71,7 +77,7 @@ class MultiCloud:
 
     @property
     def secrets(self) -> set[str]:
-        found = self.config.secrets(registry.secret_keys())
+        found = self.config.secrets(registry.secret_keys(), path_keys())
         for p in self._providers.values():
             found |= p.secrets
         return found

@@ -57,7 +57,13 @@ def load_service_account(path: str) -> dict:
         raise ConfigError(f"service-account file {path} is not a JSON object", section="GCP", key="secret_data")
     missing = [f for f in _SA_FIELDS if not info.get(f)]
     if missing:
-        raise ConfigError(f"service-account file {path} lacks {', '.join(missing)}", section="GCP", key="secret_data")
+        needs = f"a service-account key needs {', '.join(_SA_FIELDS)}"
+        if "account_name" in info or "account_key" in info:  # what the ml-analytics-service Ansible role writes
+            raise ConfigError(f"service-account file {path} holds account_name/account_key (a storage account "
+                              f"key), not a service-account key: {needs} (lacks {', '.join(missing)}); download "
+                              f"the service account's JSON key", section="GCP", key="secret_data")
+        raise ConfigError(f"service-account file {path} lacks {', '.join(missing)} ({needs})", section="GCP",
+                          key="secret_data")
     if info["type"] != "service_account":
         raise ConfigError(f"service-account file {path} has type {info['type']!r}, expected 'service_account'",
                           section="GCP", key="secret_data")
