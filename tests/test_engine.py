@@ -297,3 +297,52 @@ def test_progress_bar_only_on_a_terminal(tmp_path):
     piped = subprocess.run([sys.executable, "-m", "ml_analytics", "upload", str(EXAMPLE_DATA)], cwd=tmp_path,
                            capture_output=True, text=True)
     assert "uploading" not in piped.stdout + piped.stderr
+
+
+def test_skip_existing_decides_from_listings_not_a_request_per_file(cli, seaweed, tmp_path):
+    from ml_analytics.testing.proxy import FaultProxy
+
+    bucket = seaweed.create_bucket(fresh_name("list"))
+    data = tmp_path / "data"
+    for sub in ("a", "b/c"):
+        (data / sub).mkdir(parents=True)
+        for i in range(150):
+            (data / sub / f"r{i:03d}.json").write_text(f'{{"row": {i}}}\n')
+    (data / "a" / "r000.json").write_text("changed after the first run\n")
+    requests = []
+    proxy = FaultProxy(seaweed.port, lambda req: requests.append((req.method, req.target)))
+    try:
+        cfg = tmp_path / "c.ini"
+        cfg.write_text(f"[S3]\nendpoint_url = {proxy.endpoint}\naccess_key = {seaweed.access_key}\n"
+                       f"secret_access_key = {seaweed.secret_key}\nbucket_name = {bucket}\n")
+        first = cli("upload", data, "--prefix", "p", "--config", cfg, "--json")
+        assert first.code == 0
+        (data / "a" / "r001.json").write_text("changed after the first run\n")
+        requests.clear()
+        again = cli("upload", data, "--prefix", "p", "--config", cfg, "--json", "--skip-existing")
+    finally:
+        proxy.close()
+    assert again.code == 0, again.err
+    statuses = {r["key"]: r["status"] for r in again.json["results"]}
+    assert statuses.pop("p/a/r001.json") == "uploaded"
+    assert set(statuses.values()) == {"skipped"} and len(statuses) == 299
+    methods = [m for m, _ in requests]
+    assert methods.count("HEAD") == 0 and methods.count("PUT") == 1
+    assert 1 <= methods.count("GET") <= 4  # a listing of p/a/ and of p/b/c/ (paged by 1000)
+
+
+def test_local_skip_existing_never_rereads_stored_objects(tmp_path):
+    from ml_analytics.sync import StoreIndex
+
+    store = Local(root=str(tmp_path / "s"), bucketName="b")
+    f = tmp_path / "r.json"
+    f.write_text('{"row": 1}\n')
+    store.put_file(f, "p/r.json")
+    stored = tmp_path / "s" / "b" / "p" / "r.json"
+    st = stored.stat()
+    stored.write_text('{"row": 9}\n')  # same size; mtime put back: only a re-read could notice
+    os.utime(stored, ns=(st.st_atime_ns, st.st_mtime_ns))
+    plan = plan_uploads([f], "p")
+    assert StoreIndex(store, plan).unchanged(plan[0])  # decided from the recorded MD5, not the content
+    os.utime(stored, None)  # a real later change moves the mtime: then the content is hashed again
+    assert not StoreIndex(store, plan).unchanged(plan[0])

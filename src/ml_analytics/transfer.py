@@ -344,11 +344,15 @@ class TransferEngine:
             f"last error: {last_text}); re-run with --skip-existing to send what is missing",
             provider=section, key=item.key))
 
-    @staticmethod
-    def _skipped(section, provider, item) -> TransferResult | None:
-        from .sync import is_unchanged
+    def _skipped(self, section, provider, item) -> TransferResult | None:
+        index = self.indexes.get(section)
+        if index is None:
+            from .sync import is_unchanged
 
-        if is_unchanged(provider, item):
+            unchanged = is_unchanged(provider, item)
+        else:
+            unchanged = index.unchanged(item)
+        if unchanged:
             return TransferResult(section, item.key, provider.uri(item.key), item.size, None, "skipped", None,
                                   str(item.source))
         return None
@@ -443,6 +447,17 @@ class TransferEngine:
                 return  # held back: the second pass decides
             emit(result)
 
+        if skip_existing:  # one paged listing per folder prefix instead of a HEAD per file
+            from .sync import StoreIndex
+
+            try:
+                self.indexes[section] = StoreIndex(provider, items)
+            except Exception as e:
+                import logging
+
+                logging.getLogger(__name__).warning(
+                    "%s: listing for --skip-existing failed, asking per file: %s", section,
+                    redact(one_line(e, 200), self.secrets | set(getattr(provider, "secrets", ()))))
         self._pass(section, provider, items, skip_existing, first, breaker)
         if first_failures:
             by_key = {i.key: i for i in items if i.key in first_failures}
@@ -489,6 +504,7 @@ class TransferEngine:
         lock = threading.Lock()
         self.second_pass: dict[str, int] = {}
         self.recovered: dict[str, int] = {}
+        self.indexes: dict = {}
 
         self.big_failures: dict[str, dict[str, TransferResult]] = {s: {} for s in self.providers}
 

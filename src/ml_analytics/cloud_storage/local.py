@@ -20,6 +20,8 @@ from ..source import SourceFile, file_md5
 from .base import CloudProvider, ObjectInfo, Option, StoredObject
 
 _TMP_PREFIX = ".ml-analytics-tmp-"
+_MD5_XATTR = "user.ml_analytics.md5"
+_MTIME_XATTR = "user.ml_analytics.mtime_ns"
 
 
 class Local(CloudProvider):
@@ -97,6 +99,7 @@ class Local(CloudProvider):
                 fh.flush()
                 os.fsync(fh.fileno())
             size, md5 = summary()
+            _set_md5(tmp, md5)
             if os.path.getsize(tmp) != size:
                 raise IntegrityError("written size differs from bytes read", provider=self.section,
                                      bucket=self.bucket, key=key)
@@ -122,7 +125,16 @@ class Local(CloudProvider):
         return ObjectInfo(key, st.st_size, last_modified=datetime.fromtimestamp(st.st_mtime, timezone.utc))
 
     def stored_md5(self, info: ObjectInfo) -> str | None:
-        return file_md5(self.path_of(info.key))
+        """The MD5 recorded when the object was written (an extended attribute), so skip-unchanged
+        never re-reads stored objects; objects written by others are hashed."""
+        path = self.path_of(info.key)
+        try:
+            recorded = os.getxattr(path, _MD5_XATTR).decode("ascii")
+        except (OSError, AttributeError, UnicodeDecodeError):
+            return file_md5(path)
+        if len(recorded) == 32 and os.stat(path).st_mtime_ns == int(os.getxattr(path, _MTIME_XATTR) or b"0"):
+            return recorded
+        return file_md5(path)  # changed since we wrote it
 
     def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
         if not self.base.is_dir():
@@ -161,6 +173,15 @@ class Local(CloudProvider):
 
     def druid_input_source(self, keys: Iterable[str], **options) -> dict:
         return {"type": "local", "files": [str(self.path_of(k)) for k in keys]}
+
+
+def _set_md5(path: str, md5: str) -> None:
+    """Record the content's MD5 (and the modification time it belongs to) on the file itself."""
+    try:
+        os.setxattr(path, _MD5_XATTR, md5.encode("ascii"))
+        os.setxattr(path, _MTIME_XATTR, str(os.stat(path).st_mtime_ns).encode("ascii"))
+    except (OSError, AttributeError):  # no extended attributes here: skip-unchanged hashes instead
+        pass
 
 
 def _remove_stale_temporaries(folder: Path) -> None:
