@@ -112,3 +112,17 @@ def test_usage_mistakes_print_one_line(cli):
         assert r.code == 2, args
         lines = r.err.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("ml-analytics: error: "), r.err
+
+
+def test_version_answers_without_importing_the_cli():
+    import subprocess
+    import sys
+
+    code = ("import sys; sys.argv = ['ml-analytics', '--version']; from ml_analytics.entry import main; main(); "
+            "print(sorted(m for m in ('click', 'rich', 'ml_analytics.cli', 'importlib.metadata') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    from ml_analytics import __version__
+
+    assert out == f"ml-analytics, version {__version__}\n[]\n"
+    full = subprocess.run([sys.executable, "-m", "ml_analytics", "--version"], capture_output=True, text=True)
+    assert full.stdout.strip() == f"ml-analytics, version {__version__}"

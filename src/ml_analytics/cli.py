@@ -17,6 +17,7 @@ from collections.abc import Callable
 
 import click
 
+from . import __version__
 from .errors import EXIT_FAILED, EXIT_OK, EXIT_USAGE, MLAnalyticsError, one_line, redact
 
 log = logging.getLogger("ml_analytics")
@@ -114,7 +115,7 @@ def _load_multicloud(config_path, sections, output: Output, concurrency: int | N
 
 # -- the group ---------------------------------------------------------------------------------
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(package_name="ml-analytics-cloud", prog_name="ml-analytics")
+@click.version_option(__version__, "--version", "-V", prog_name="ml-analytics")
 @click.option("-v", "--verbose", count=True, help="More log output on stderr (-vv for debug).")
 @click.pass_context
 def cli(ctx: click.Context, verbose: int) -> None:
