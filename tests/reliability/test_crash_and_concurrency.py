@@ -39,6 +39,9 @@ def _stored(server, bucket="test"):
 def test_server_killed_mid_batch_then_rerun_uploads_only_what_is_missing(tmp_path):
     n = 600  # enough that the batch is still running when the store dies
     data = _small_files(tmp_path / "data", n)
+    for i in range(3):  # multipart uploads in flight when the store dies: orphans the re-run must abort
+        (data / f"big{i}.bin").write_bytes(bytes([i]) * (20 * 1024 * 1024))
+    n += 3
     server = SeaweedFS(workdir=tmp_path / "weed").start()
     try:
         cfg = _config(tmp_path, server)
@@ -73,6 +76,7 @@ def test_server_killed_mid_batch_then_rerun_uploads_only_what_is_missing(tmp_pat
         after = _stored(server)
         assert set(after) == {f"batch/{p.name}" for p in data.iterdir()}
         assert all(after[k] == (data / k.split("/", 1)[1]).read_bytes() for k in after)
+        assert server.boto3_client().list_multipart_uploads(Bucket="test").get("Uploads") is None
     finally:
         server.cleanup()
 
