@@ -261,3 +261,18 @@ def test_druid_spec_mistakes(cli, tmp_path):
         r = cli("push", EXAMPLE_DATA, "--spec", spec, "--config", cfg)
         assert r.code == 2 and fragment in r.err and len(_one_line(r)) == 1, r.err
         assert _nothing_stored(tmp_path)
+
+
+@pytest.mark.parametrize("size", [100, 20 * 1024 * 1024], ids=["small", "big"])
+def test_a_file_replaced_by_a_fifo_after_planning_is_refused_not_waited_on(tmp_path, size):
+    from ml_analytics.cloud_storage.local import Local
+    from ml_analytics.transfer import TransferEngine, plan_uploads
+
+    f = tmp_path / "r.json"
+    f.write_bytes(b"x" * size)
+    plan = plan_uploads([f], "p")
+    f.unlink()
+    os.mkfifo(f)  # nobody will ever write to it: an open() that blocks would hang the batch
+    results = TransferEngine({"LOCAL": Local(root=str(tmp_path / "store"))}).run(plan)
+    assert results[0].status == "failed" and "FIFO" in results[0].error
+    assert _nothing_stored(tmp_path)
