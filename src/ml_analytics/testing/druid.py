@@ -224,14 +224,17 @@ class DruidCluster:
     ``azure`` = (account, key, blob port) points the Azure extension at Azurite: the extension builds
     ``http://<account>.blob.<suffix>``, so the suffix is ``localhost:<port>`` and the JVMs resolve
     ``<account>.blob.localhost`` to 127.0.0.1 through a hosts file of their own (``jdk.net.hosts.file``).
+    ``s3`` = (endpoint, access key, secret key) is Druid's own S3 client, used by ``s3`` input sources
+    without an ``endpointConfig`` (what the project writes for [AWS]); the keys are Druid's, never the spec's.
     """
 
     def __init__(self, workdir: str | os.PathLike | None = None, layout: Path | None = None,
-                 azure: tuple[str, str, int] | None = None, worker_capacity: int = 2):
+                 s3: tuple[str, str, str] | None = None, azure: tuple[str, str, int] | None = None,
+                 worker_capacity: int = 2):
         self._own_dir = workdir is None
         self.workdir = Path(workdir or tempfile.mkdtemp(prefix="ml-analytics-druid-"))
         self.layout = layout
-        self.azure = azure
+        self.s3, self.azure = s3, azure
         self.worker_capacity = worker_capacity
         self.services: list[Server] = []
         self.start_seconds: float | None = None
@@ -307,6 +310,10 @@ class DruidCluster:
             "druid.s3.enablePathStyleAccess": "true",
             "druid.s3.protocol": "http",
         }
+        if self.s3:
+            endpoint, access, secret = self.s3
+            props.update({"druid.s3.endpoint.url": endpoint, "druid.s3.accessKey": access,
+                          "druid.s3.secretKey": secret})
         if self.azure:
             account, key, port = self.azure
             props.update({"druid.azure.account": account, "druid.azure.key": key,
