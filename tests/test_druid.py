@@ -59,7 +59,7 @@ def test_push_ends_in_success_with_right_row_count(cli, tmp_path, seaweed, azuri
     assert d["status"] == "SUCCESS" and d["rows"] == ROWS and d["expected_rows"] == ROWS
     assert d["task"].startswith("index_parallel_sl-project_")
     sent = overlord.submitted[-1]["spec"]["ioConfig"]["inputSource"]
-    expected_type = {"LOCAL": "local", "AWS": "s3", "ORACLE": "s3", "S3": "s3", "AZURE": "azureStorage",
+    expected_type = {"LOCAL": "local", "AWS": "s3", "ORACLE": "s3", "S3": "s3", "AZURE": "azure",  # the spec says azure: kept
                      "GCP": "google"}[section]
     assert sent["type"] == expected_type
     assert ("endpointConfig" in sent) == (section in ("ORACLE", "S3"))
@@ -242,7 +242,7 @@ def test_azure_input_source_choice(cli, tmp_path, seaweed, azurite, fake_gcs, ov
 def test_check_validates_druid_section(cli, tmp_path, seaweed, azurite, fake_gcs, overlord):
     cfg = config_for("LOCAL", tmp_path, seaweed, azurite, fake_gcs, overlord=overlord)
     r = cli("check", "--config", cfg)
-    assert r.code == 0 and "ok    [DRUID] 1 spec(s) valid; Overlord" in r.out
+    assert r.code == 0 and "ok    [DRUID] 1 ingestion spec(s) valid; Overlord" in r.out
     bad = tmp_path / "bad.ini"
     bad.write_text(cfg.read_text().replace('"index_parallel", "spec"', '"index", "spec"', 1))
     r = cli("check", "--config", bad)

@@ -6,6 +6,12 @@ Follows Druid's documented API: ``POST /druid/indexer/v1/task`` answers ``{"task
 PENDING stays RUNNING forever, so waiting has its own deadline, after which the task is shut
 down. 503 with an empty body (this Overlord is not the leader) and connection errors are
 retried; an unknown task id is 404 on current Druid and 400 on older ones, treated alike.
+
+Checked against a real Druid 33.0.0 (tests/druid): a finished task keeps ``runnerStatusCode``
+WAITING; SQL on a datasource no segment of which is served yet answers 400 "Object ... not found"
+(counted as 0 rows while waiting for handoff); a refused task answers 400 with Druid's
+``druidException`` shape. A URL may carry ``user:password@``: it becomes Basic auth and never
+appears in a message.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 from ..errors import MLAnalyticsError, NetworkError, StorageError, one_line, redact
 from ..retry import RetryPolicy
@@ -71,9 +78,27 @@ def druid_error_message(body: bytes) -> str:
     return one_line(text, 500)
 
 
+def split_userinfo(url: str) -> tuple[str, str | None, str | None]:
+    """``http://u:p@h/x`` -> (``http://h/x``, u, p); a URL without userinfo comes back unchanged."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return url, None, None
+    if "@" not in parts.netloc:
+        return url, None, None
+    userinfo, _, hostport = parts.netloc.rpartition("@")
+    user, _, password = userinfo.partition(":")
+    return urlunsplit(parts._replace(netloc=hostport)), unquote(user) or None, unquote(password) or None
+
+
 class OverlordClient:
     def __init__(self, batch_url: str, *, username: str | None = None, password: str | None = None,
                  sql_url: str | None = None, retry: RetryPolicy | None = None, verify_tls: bool = True):
+        batch_url, url_user, url_password = split_userinfo(batch_url)
+        if sql_url:
+            sql_url, sql_user, sql_password = split_userinfo(sql_url)
+            url_user, url_password = url_user or sql_user, url_password or sql_password
+        username, password = username or url_user, password or url_password
         self.batch_url = batch_url.rstrip("/")
         if not self.batch_url.endswith(TASK_PATH):
             base = self.batch_url
@@ -188,6 +213,8 @@ class OverlordClient:
         query = 'SELECT COUNT(*) AS cnt FROM "' + datasource.replace('"', '""') + '"'
         status, payload = self._request("POST", self.sql_url, {"query": query})
         self._check_auth(status, payload)
+        if status == 400 and b"not found" in payload and datasource.encode() in payload:
+            return 0  # no segment of it is served (yet): Druid 33 says "Object '<ds>' not found"
         if status != 200:
             raise DruidError(f"DRUID: row count query failed ({status}): {druid_error_message(payload)}")
         rows = self._json(payload, "SQL")

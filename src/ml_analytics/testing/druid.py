@@ -455,6 +455,9 @@ class DruidCluster:
 
 
 if __name__ == "__main__":  # python -m ml_analytics.testing.druid: start, print URLs, wait for Ctrl-C
+    import signal
+
+    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
     cluster = DruidCluster(workdir=os.environ.get("DRUID_WORKDIR") or None)
     cluster.start()
     print(json.dumps({"task_url": cluster.task_url, "sql_url": cluster.sql_url,
