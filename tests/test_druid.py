@@ -73,15 +73,19 @@ def test_push_missing_object_fails_with_druids_message(cli, tmp_path, seaweed, a
             "--config", cfg, "--json", "--timeout", "60")
     assert r.code == 1
     d = r.json["druid"]
-    assert d["status"] == "FAILED" and "Failed to run task" in d["errorMsg"] and "NoSuchKey" in d["errorMsg"]
+    assert d["status"] == "FAILED" and "Error occurred while trying to read uri" in d["errorMsg"]
+    assert "not-there.json" in d["errorMsg"] and "NoSuchKey" in d["errorMsg"] and "\n" not in d["errorMsg"]
 
 
-def test_push_unparseable_rows_fail(cli, tmp_path, seaweed, azurite, fake_gcs, overlord):
+def test_push_unparseable_rows_are_reported_incomplete(cli, tmp_path, seaweed, azurite, fake_gcs, overlord):
+    """Druid 33 drops lines it cannot parse and ends SUCCESS: the push says what was left out, exit 1."""
     cfg = config_for("LOCAL", tmp_path, seaweed, azurite, fake_gcs, overlord=overlord)
     bad = tmp_path / "bad.json"
     bad.write_text('{"ok": 1}\nnot json\n')
     r = cli("push", bad, "--spec", "project_injestion_spec", "--config", cfg, "--json")
-    assert r.code == 1 and r.json["druid"]["status"] == "FAILED"
+    assert r.code == 1
+    d = r.json["druid"]
+    assert d["status"] == "INCOMPLETE" and d["rows"] == 1 and "1 unparseable" in d["errorMsg"]
 
 
 def test_append_adds_rows_and_replace_resets(cli, tmp_path, seaweed, azurite, fake_gcs, overlord):

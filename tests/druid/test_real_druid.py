@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import json
 import os
-import threading
+import socket
+import time
 import uuid
 
 import pytest
@@ -188,26 +189,24 @@ def test_bad_spec_refused_by_druid_is_one_line(cli, tmp_path, seaweed, azurite, 
     assert doc["druid"]["status"] == "ERROR" and "FORTNIGHT" in doc["druid"]["errorMsg"]
 
 
-def test_timeout_shuts_down_a_running_task(cli, tmp_path, seaweed, azurite, real_druid):
-    """The task reads a FIFO nobody writes to: it is really RUNNING when --timeout ends the wait."""
+def test_timeout_shuts_down_a_running_task(cli, tmp_path, real_druid):
+    """Druid reads from an S3 endpoint that accepts connections and never answers: the task is really
+    RUNNING (its S3 client waiting) when --timeout ends the wait and shuts it down."""
     ds = fresh_name("timeout")
-    cfg = write_config(tmp_path, real_druid, store_section("LOCAL", tmp_path, seaweed, azurite), _spec(SPEC, ds))
-    store = tmp_path / "store" / "ml-analytics" / "stall"
-    store.mkdir(parents=True)
-    fifo = store / "rows.json"
-    os.mkfifo(fifo)
+    stall = socket.create_server(("127.0.0.1", 0), backlog=64)  # never accepts: requests hang
+    port = stall.getsockname()[1]
+    store = (f"[S3]\nendpoint_url = http://127.0.0.1:{port}\naccess_key = k\nsecret_access_key = s\n"
+             f"region_name = us-east-1\nbucket_name = stalled\n")
+    cfg = write_config(tmp_path, real_druid, store, _spec(SPEC, ds))
     try:
-        r = cli("ingest", "--uri", f"file://{fifo}", "--spec", "project_injestion_spec", "--config", cfg,
-                "--json", "--timeout", "8")
+        r = cli("ingest", "--uri", "s3://stalled/projects/rows.json", "--spec", "project_injestion_spec",
+                "--config", cfg, "--json", "--timeout", "10")
         assert r.code == 1, r.err + r.out
         d = r.json["druid"]
-        assert d["status"] == "TIMEOUT" and "shut down" in d["errorMsg"]
+        assert d["status"] == "TIMEOUT" and "RUNNING/RUNNING" in d["errorMsg"] and "shut down" in d["errorMsg"]
     finally:
-        # Let the blocked reader go (EOF), whatever Druid did with the thread.
-        threading.Thread(target=lambda: open(fifo, "wb").close(), daemon=True).start()
-    import time
-
-    deadline = time.monotonic() + 60
+        stall.close()  # whatever Druid's thread still waits on now fails at once
+    deadline = time.monotonic() + 90
     while True:
         status = cli("druid", "status", d["task"], "--config", cfg, "--json")
         if status.json["status"]["statusCode"] != "RUNNING" or time.monotonic() > deadline:

@@ -145,7 +145,7 @@ def push(ctx, paths, prefix, to, spec_name, ingest_from, append, wait, timeout, 
         from .handoff import DruidSettings
         from .spec import check_shape, load_spec
 
-        DruidSettings.from_config(mc.config)
+        output.add_secrets({DruidSettings.from_config(mc.config).password} - {None})
         check_shape(*load_spec(spec_name, mc.config))  # refuse a bad spec before uploading anything
         planned = plan_uploads(paths, prefix)
         providers = mc.providers()
@@ -207,10 +207,13 @@ def druid_status(ctx, task_id, config_path, json_mode):
     """Show a task's status."""
     from ..retry import RetryPolicy
     from .handoff import DruidSettings
+    from .overlord import summarize_task_error
 
     output = _output(ctx, json_mode)
     config = _load_config(config_path, output)
     client = DruidSettings.from_config(config).client(RetryPolicy.from_config(config))
+    if client is not None:
+        output.add_secrets(client.secrets)
     if client is None:
         raise UsageError(f"{config.path}: [DRUID] batch_url is not set")
     st = client.status(task_id)
@@ -219,5 +222,5 @@ def druid_status(ctx, task_id, config_path, json_mode):
     else:
         output.out(f"{st.task}: {st.status} (runner {st.runner_status})"
                    + (f", {st.duration_ms} ms" if st.duration_ms and st.duration_ms > 0 else "")
-                   + (f": {st.error_msg}" if st.error_msg else ""))
+                   + (f": {summarize_task_error(st.error_msg)}" if st.error_msg else ""))
     ctx.exit(EXIT_OK if st.status != "FAILED" else EXIT_FAILED)

@@ -18,7 +18,7 @@ from pathlib import Path
 from ..config import DRUID_SECTION, Config
 from ..errors import ConfigError, UsageError
 from ..retry import RetryPolicy
-from .overlord import DruidError, OverlordClient, TaskStatus, split_userinfo
+from .overlord import DruidError, OverlordClient, TaskStatus, split_userinfo, summarize_task_error
 from .spec import datasource, point_spec, validate_spec
 
 DEFAULT_TIMEOUT = 3600.0
@@ -52,7 +52,7 @@ def sql_url_from_query_url(url_query: str) -> str:
 @dataclass
 class DruidOutcome:
     task: str | None
-    status: str  # SUCCESS | FAILED | TIMEOUT | NOT_SUBMITTED | SUBMITTED
+    status: str  # SUCCESS | FAILED | TIMEOUT | INCOMPLETE (rows dropped) | ERROR | NOT_SUBMITTED | SUBMITTED
     errorMsg: str | None = None  # noqa: N815 (Druid's field name)
     rows: int | None = None
     rows_error: str | None = None  # why rows could not be counted (rows is then None)
@@ -147,6 +147,11 @@ def build_task(spec: dict, provider, keys: Sequence[str], *, append: bool | None
         source = {"type": "http", "uris": [sign(k) for k in keys]}
     else:
         source = provider.druid_input_source(keys, azure_input_source=azure_type_for(spec, azure_input_source))
+    if source.get("type") == "s3" and ("endpointConfig" in source or "clientConfig" in source):
+        # Druid (S3 extension 29.0.0, checked) builds a client from endpointConfig / clientConfig only when
+        # "properties" is present; without it they are silently ignored and Druid's own S3 endpoint is
+        # read. An empty "properties" keeps Druid's own credentials: no key ever goes into a spec.
+        source = {**source, "properties": source.get("properties") or {}}
     task = point_spec(spec, source, append=append)
     validate_spec(task, label)
     return task
@@ -187,17 +192,30 @@ def hand_off(task: dict, settings: DruidSettings, retry: RetryPolicy, *, spec_ou
     started = time.monotonic()
     final = client.wait(outcome.task, budget, on_update=on_update)
     outcome.status, outcome.errorMsg = final.status, final.error_msg
+    if final.status == "FAILED":  # Druid's errorMsg is a stack trace: its message and root cause, one line
+        outcome.errorMsg = summarize_task_error(client.failure_detail(outcome.task) or final.error_msg)
     if final.status == "SUCCESS" and verify_rows:
         appending = bool(task["spec"]["ioConfig"].get("appendToExisting"))
+        stats = client.row_stats(outcome.task) or {}
+        ingested = stats.get("processed") if isinstance(stats.get("processed"), int) else expected_rows
         target = None
-        if expected_rows is not None:
-            target = expected_rows + (prior or 0) if appending else expected_rows
+        if ingested is not None:
+            target = ingested + (prior or 0) if appending else ingested
         remaining = max(5.0, budget - (time.monotonic() - started))
         outcome.rows, outcome.rows_error = _verified_rows(client, outcome.datasource, target,
                                                           min(remaining, ROWS_BUDGET))
+        dropped = {k: stats.get(k) for k in ("unparseable", "thrownAway", "processedWithError")
+                   if isinstance(stats.get(k), int) and stats.get(k) > 0}
         if outcome.rows == 0:
             outcome.status = "FAILED"
             outcome.errorMsg = "Druid reported SUCCESS but the datasource has 0 rows (wrong files or all rows filtered)"
+        elif dropped:  # Druid drops rows it cannot parse and still says SUCCESS
+            outcome.status = "INCOMPLETE"
+            outcome.errorMsg = ("Druid reported SUCCESS but left rows out: "
+                                + ", ".join(f"{n} {k}" for k, n in dropped.items()) + " (see the task's report)")
+        elif expected_rows is not None and ingested is not None and ingested < expected_rows:
+            outcome.status = "INCOMPLETE"
+            outcome.errorMsg = f"Druid ingested {ingested} of the {expected_rows} rows in the files"
     elif final.status == "SUCCESS":
         outcome.rows_error = "not counted (--no-verify-rows)"
     return outcome

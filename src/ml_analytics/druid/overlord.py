@@ -91,6 +91,29 @@ def split_userinfo(url: str) -> tuple[str, str | None, str | None]:
     return urlunsplit(parts._replace(netloc=hostport)), unquote(user) or None, unquote(password) or None
 
 
+def summarize_task_error(text: str | None) -> str | None:
+    """Druid's errorMsg of a failed task is a Java stack trace (Druid 33): keep the exception's message
+    and its deepest cause, on one line."""
+    if not text:
+        return text
+    lines = [ln.strip() for ln in str(text).splitlines() if ln.strip()]
+    head = lines[0]
+    causes = [ln[len("Caused by:"):].strip() for ln in lines if ln.startswith("Caused by:")]
+    for noise in ("java.lang.RuntimeException: ", "java.lang.Exception: ", "java.io.IOException: "):
+        if head.startswith(noise):
+            head = head[len(noise):]
+            break
+    if causes and causes[-1] not in head:
+        head += f" (caused by {_short(causes[-1])})"
+    return one_line(head, 600)
+
+
+def _short(cause: str) -> str:
+    """``com.amazonaws...AmazonS3Exception: msg`` -> ``AmazonS3Exception: msg``."""
+    name, _, msg = cause.partition(": ")
+    return f"{name.rsplit('.', 1)[-1]}: {msg}" if msg else name.rsplit(".", 1)[-1]
+
+
 class OverlordClient:
     def __init__(self, batch_url: str, *, username: str | None = None, password: str | None = None,
                  sql_url: str | None = None, retry: RetryPolicy | None = None, verify_tls: bool = True):
@@ -179,6 +202,30 @@ class OverlordClient:
         if status != 200:
             raise DruidError(f"DRUID: status of {task_id} failed ({status}): {druid_error_message(payload)}")
         return TaskStatus.from_response(self._json(payload, "task status"))
+
+    def failure_detail(self, task_id: str) -> str | None:
+        """The full error of a failed task from its report (stack trace with causes), if Druid has one."""
+        payload = self._report(task_id)
+        return (payload or {}).get("errorMsg") or None
+
+    def row_stats(self, task_id: str) -> dict | None:
+        """Rows the task processed / found unparseable / threw away (its report's buildSegments), if any."""
+        stats = ((self._report(task_id) or {}).get("rowStats") or {}).get("buildSegments")
+        return stats if isinstance(stats, dict) else None
+
+    def _report(self, task_id: str) -> dict | None:
+        try:
+            status, payload = self._request("GET", f"{self.batch_url}/{urllib.request.quote(task_id, safe='')}/reports",
+                                            retry_503=False)
+        except MLAnalyticsError:
+            return None
+        if status != 200:
+            return None
+        try:
+            doc = json.loads(payload)["ingestionStatsAndErrors"]["payload"]
+        except (ValueError, KeyError, TypeError):
+            return None
+        return doc if isinstance(doc, dict) else None
 
     def shutdown(self, task_id: str) -> None:
         status, payload = self._request("POST", f"{self.batch_url}/{urllib.request.quote(task_id, safe='')}/shutdown")

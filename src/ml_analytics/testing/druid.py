@@ -180,6 +180,7 @@ class DruidService(Server):
         super().__init__(workdir)
         self.kind, self.layout, self.conf = kind, layout, conf
         self.heap, self.direct = heap, direct
+        self.extra_jvm_flags: list[str] = []
         self.port = free_port()
         self.properties = {"druid.plaintextPort": str(self.port), **properties}
 
@@ -200,6 +201,7 @@ class DruidService(Server):
                f"-Djava.io.tmpdir={tmp}", "-Djava.util.logging.manager=org.apache.logging.log4j.jul.LogManager",
                f"-Dlog4j.configurationFile={self.conf / '_common' / 'log4j2.xml'}",
                f"-Djdk.net.hosts.file={self.conf / '_common' / 'hosts'}",
+               *self.extra_jvm_flags,
                *JAVA_MODULE_FLAGS,
                "-cp", f"{self.conf / '_common'}:{own}:{self.layout / 'lib'}/*",
                "org.apache.druid.cli.Main", "server", self.kind]
@@ -218,12 +220,111 @@ class DruidService(Server):
         return self
 
 
+class TLSFront:
+    """HTTPS on a loopback port, forwarding bytes to a plain-HTTP loopback port (Azurite).
+
+    Druid 29's Azure extension always builds ``https://<account>.blob.<suffix>``; Azurite serves the
+    tests over plain HTTP. This front holds a self-signed certificate for ``<account>.blob.localhost``
+    and a PKCS12 trust store with only that certificate, which the Druid JVMs are given.
+    """
+
+    def __init__(self, workdir: Path, hostname: str, target_port: int):
+        self.workdir, self.hostname, self.target_port = workdir, hostname, target_port
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.port = free_port()
+        self.truststore = self.workdir / "truststore.p12"
+        self._sock: socket.socket | None = None
+        self._stopping = False
+
+    def _certificate(self) -> tuple[Path, Path]:
+        import datetime
+
+        from cryptography import x509
+        from cryptography.hazmat.primitives import hashes, serialization
+        from cryptography.hazmat.primitives.asymmetric import ec
+        from cryptography.x509.oid import NameOID
+
+        key = ec.generate_private_key(ec.SECP256R1())
+        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, self.hostname)])
+        now = datetime.datetime.now(datetime.timezone.utc)
+        cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+                .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(hours=1))
+                .not_valid_after(now + datetime.timedelta(days=7))
+                .add_extension(x509.SubjectAlternativeName([x509.DNSName(self.hostname)]), critical=False)
+                .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+                .sign(key, hashes.SHA256()))
+        cert_path, key_path = self.workdir / "cert.pem", self.workdir / "key.pem"
+        cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+        key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                               serialization.NoEncryption()))
+        keytool = Path(java_bin()).with_name("keytool")
+        subprocess.run([str(keytool), "-importcert", "-noprompt", "-alias", "azurite", "-file", str(cert_path),
+                        "-keystore", str(self.truststore), "-storetype", "PKCS12", "-storepass", "changeit"],
+                       check=True, capture_output=True)
+        return cert_path, key_path
+
+    def start(self) -> "TLSFront":
+        import ssl
+        import threading
+
+        cert, key = self._certificate()
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(cert, key)
+        self._sock = socket.create_server(("127.0.0.1", self.port))
+        self._sock.settimeout(0.5)
+
+        def pump(src, dst):
+            try:
+                while chunk := src.recv(65536):
+                    dst.sendall(chunk)
+            except OSError:
+                pass
+            finally:
+                for s in (src, dst):
+                    try:
+                        s.shutdown(socket.SHUT_RDWR)
+                    except OSError:
+                        pass
+
+        def serve_one(raw):
+            try:
+                conn = ctx.wrap_socket(raw, server_side=True)
+                upstream = socket.create_connection(("127.0.0.1", self.target_port), timeout=30)
+            except OSError:
+                raw.close()
+                return
+            conn.settimeout(None)
+            upstream.settimeout(None)
+            threading.Thread(target=pump, args=(upstream, conn), daemon=True).start()
+            pump(conn, upstream)
+
+        def accept_loop():
+            while not self._stopping:
+                try:
+                    raw, _ = self._sock.accept()
+                except (socket.timeout, TimeoutError):
+                    continue
+                except OSError:
+                    return
+                raw.settimeout(10)
+                threading.Thread(target=serve_one, args=(raw,), daemon=True).start()
+
+        threading.Thread(target=accept_loop, daemon=True, name="azurite-tls-front").start()
+        return self
+
+    def stop(self) -> None:
+        self._stopping = True
+        if self._sock:
+            self._sock.close()
+
+
 class DruidCluster:
     """ZooKeeper + coordinator/overlord + indexer + historical + broker on loopback.
 
     ``azure`` = (account, key, blob port) points the Azure extension at Azurite: the extension builds
     ``http://<account>.blob.<suffix>``, so the suffix is ``localhost:<port>`` and the JVMs resolve
-    ``<account>.blob.localhost`` to 127.0.0.1 through a hosts file of their own (``jdk.net.hosts.file``).
+    ``<account>.blob.localhost`` to 127.0.0.1 through a hosts file of their own (``jdk.net.hosts.file``);
+    that extension speaks only HTTPS, so a :class:`TLSFront` stands before Azurite.
     ``s3`` = (endpoint, access key, secret key) is Druid's own S3 client, used by ``s3`` input sources
     without an ``endpointConfig`` (what the project writes for [AWS]); the keys are Druid's, never the spec's.
     """
@@ -235,6 +336,7 @@ class DruidCluster:
         self.workdir = Path(workdir or tempfile.mkdtemp(prefix="ml-analytics-druid-"))
         self.layout = layout
         self.s3, self.azure = s3, azure
+        self.tls_front: TLSFront | None = None
         self.worker_capacity = worker_capacity
         self.services: list[Server] = []
         self.start_seconds: float | None = None
@@ -315,10 +417,11 @@ class DruidCluster:
             props.update({"druid.s3.endpoint.url": endpoint, "druid.s3.accessKey": access,
                           "druid.s3.secretKey": secret})
         if self.azure:
-            account, key, port = self.azure
+            account, key, _ = self.azure
             props.update({"druid.azure.account": account, "druid.azure.key": key,
-                          "druid.azure.container": "druid", "druid.azure.protocol": "http",
-                          "druid.azure.endpointSuffix": f"localhost:{port}", "druid.azure.maxTries": "2"})
+                          "druid.azure.container": "druid", "druid.azure.protocol": "https",
+                          "druid.azure.endpointSuffix": f"localhost:{self.tls_front.port}",
+                          "druid.azure.maxTries": "2"})
         return props
 
     def _write_common(self, props: dict[str, str]) -> Path:
@@ -342,6 +445,9 @@ class DruidCluster:
             (var / sub).mkdir(parents=True, exist_ok=True)
         zk = ZooKeeper(self.layout, self.workdir / "zookeeper")
         self.services.append(zk)
+        if self.azure:
+            self.tls_front = TLSFront(self.workdir / "azure-tls", f"{self.azure[0]}.blob.localhost",
+                                      self.azure[2]).start()
         conf = self._write_common(self._common(zk.port, free_port()))
         (zk.workdir / "log4j2.xml").write_text(LOG4J2)
         try:
@@ -382,6 +488,11 @@ class DruidCluster:
                 "druid.broker.cache.useCache": "false",
                 "druid.broker.cache.populateCache": "false",
             })
+            if self.tls_front:
+                for s in self.services[1:]:
+                    s.extra_jvm_flags += [f"-Djavax.net.ssl.trustStore={self.tls_front.truststore}",
+                                          "-Djavax.net.ssl.trustStorePassword=changeit",
+                                          "-Djavax.net.ssl.trustStoreType=PKCS12"]
             coordinator.launch()
             self._wait([coordinator], t0 + timeout)
             for s in (indexer, historical, broker):
@@ -441,6 +552,8 @@ class DruidCluster:
     def stop(self) -> None:
         for s in reversed(self.services):
             s.stop()
+        if self.tls_front:
+            self.tls_front.stop()
 
     def cleanup(self) -> None:
         self.stop()
