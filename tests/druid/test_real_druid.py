@@ -18,6 +18,10 @@ from conftest import EXAMPLE_DATA, fresh_name
 
 from ml_analytics.testing.servers import AZURITE_ACCOUNT, AZURITE_KEY
 
+# The first test also waits for the session's Druid: laid out by Maven (minutes on a cold ~/.m2) and
+# started (about half a minute); every push below has its own --timeout.
+pytestmark = pytest.mark.timeout(1200)
+
 ROWS = 300  # examples/data/sl_projects.json
 DATA = EXAMPLE_DATA / "sl_projects.json"
 SPEC = json.loads((EXAMPLE_DATA.parent / "specs" / "sl-project.json").read_text())

@@ -116,6 +116,9 @@ def assemble(dest: Path | None = None) -> Path:
         if dest.exists():
             shutil.rmtree(dest)
         work.rename(dest)
+        for stale in dest.parent.iterdir():  # layouts of older pom contents
+            if stale != dest and stale.is_dir() and (stale / ".complete").exists():
+                shutil.rmtree(stale, ignore_errors=True)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return dest
@@ -570,13 +573,16 @@ class DruidCluster:
 if __name__ == "__main__":  # python -m ml_analytics.testing.druid: start, print URLs, wait for Ctrl-C
     import signal
 
-    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    def _stop(*_):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, _stop)
     cluster = DruidCluster(workdir=os.environ.get("DRUID_WORKDIR") or None)
-    cluster.start()
-    print(json.dumps({"task_url": cluster.task_url, "sql_url": cluster.sql_url,
-                      "start_seconds": round(cluster.start_seconds, 1), "workdir": str(cluster.workdir)}),
-          flush=True)
     try:
+        cluster.start()
+        print(json.dumps({"task_url": cluster.task_url, "sql_url": cluster.sql_url,
+                          "start_seconds": round(cluster.start_seconds, 1), "workdir": str(cluster.workdir)}),
+              flush=True)
         while True:
             time.sleep(3600)
     except KeyboardInterrupt:
