@@ -44,6 +44,11 @@ DEPLOYMENT_SPEC = {
             "metricsSpec": []}}}
 
 
+# The deployment keeps native queries beside the ingestion specs in [DRUID].
+QUERY_SPEC = {"queryType": "scan", "dataSource": "sl-observation", "intervals": ["1901-01-01/2101-01-01"],
+              "columns": ["userId"], "resultFormat": "list"}
+
+
 def _spec(base: dict, datasource: str) -> dict:
     spec = json.loads(json.dumps(base))
     spec["spec"]["dataSchema"]["dataSource"] = datasource
@@ -69,7 +74,8 @@ def write_config(tmp_path, real_druid, store: str, spec: dict, druid_extra: str 
     p.write_text("[COMMON]\nmax_retries = 2\n" + store + "[DRUID]\n"
                  f"batch_url = {batch_url or real_druid.task_url}\n"
                  f"urlQuery = {real_druid.query_url}\n"  # the deployment's form: .../druid/v2?pretty
-                 f"project_injestion_spec = {json.dumps(spec)}\n" + druid_extra)
+                 f"project_injestion_spec = {json.dumps(spec)}\n"
+                 f"observation_query_spec = {json.dumps(QUERY_SPEC)}\n" + druid_extra)
     p.chmod(0o600)
     return p
 
@@ -162,6 +168,9 @@ def test_ingest_objects_already_in_storage_and_druid_status(cli, tmp_path, seawe
     assert as_json.json["status"]["statusCode"] == "SUCCESS"
     unknown = cli("druid", "status", "index_no_such_task_" + uuid.uuid4().hex, "--config", cfg)
     assert unknown.code != 0 and "no task with id" in unknown.err and "Traceback" not in unknown.err
+    check = cli("check", "--config", cfg)
+    assert check.code == 0, check.err + check.out
+    assert "1 ingestion spec(s) valid; skipped 1 query spec(s)" in check.out and "reachable" in check.out
 
 
 def test_missing_object_fails_with_druids_own_message(cli, tmp_path, seaweed, azurite, real_druid):
