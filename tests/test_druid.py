@@ -59,7 +59,7 @@ def test_push_ends_in_success_with_right_row_count(cli, tmp_path, seaweed, azuri
     assert d["status"] == "SUCCESS" and d["rows"] == ROWS and d["expected_rows"] == ROWS
     assert d["task"].startswith("index_parallel_sl-project_")
     sent = overlord.submitted[-1]["spec"]["ioConfig"]["inputSource"]
-    expected_type = {"LOCAL": "local", "AWS": "s3", "ORACLE": "s3", "S3": "s3", "AZURE": "azureStorage",
+    expected_type = {"LOCAL": "local", "AWS": "s3", "ORACLE": "s3", "S3": "s3", "AZURE": "azure",  # the spec says azure: kept
                      "GCP": "google"}[section]
     assert sent["type"] == expected_type
     assert ("endpointConfig" in sent) == (section in ("ORACLE", "S3"))
@@ -73,15 +73,19 @@ def test_push_missing_object_fails_with_druids_message(cli, tmp_path, seaweed, a
             "--config", cfg, "--json", "--timeout", "60")
     assert r.code == 1
     d = r.json["druid"]
-    assert d["status"] == "FAILED" and "Failed to run task" in d["errorMsg"] and "NoSuchKey" in d["errorMsg"]
+    assert d["status"] == "FAILED" and "Error occurred while trying to read uri" in d["errorMsg"]
+    assert "not-there.json" in d["errorMsg"] and "NoSuchKey" in d["errorMsg"] and "\n" not in d["errorMsg"]
 
 
-def test_push_unparseable_rows_fail(cli, tmp_path, seaweed, azurite, fake_gcs, overlord):
+def test_push_unparseable_rows_are_reported_incomplete(cli, tmp_path, seaweed, azurite, fake_gcs, overlord):
+    """Druid 33 drops lines it cannot parse and ends SUCCESS: the push says what was left out, exit 1."""
     cfg = config_for("LOCAL", tmp_path, seaweed, azurite, fake_gcs, overlord=overlord)
     bad = tmp_path / "bad.json"
     bad.write_text('{"ok": 1}\nnot json\n')
     r = cli("push", bad, "--spec", "project_injestion_spec", "--config", cfg, "--json")
-    assert r.code == 1 and r.json["druid"]["status"] == "FAILED"
+    assert r.code == 1
+    d = r.json["druid"]
+    assert d["status"] == "INCOMPLETE" and d["rows"] == 1 and "1 unparseable" in d["errorMsg"]
 
 
 def test_append_adds_rows_and_replace_resets(cli, tmp_path, seaweed, azurite, fake_gcs, overlord):
@@ -231,18 +235,28 @@ def test_point_spec_sets_source_and_append():
 
 
 def test_azure_input_source_choice(cli, tmp_path, seaweed, azurite, fake_gcs, overlord):
+    """The spec's own Azure type is kept; the configured one applies only where the spec has none."""
     cfg = config_for("AZURE", tmp_path, seaweed, azurite, fake_gcs, overlord=overlord,
-                     druid_extra="azure_input_source = azure\n")
+                     druid_extra="azure_input_source = azureStorage\n")
     r = cli("push", EXAMPLE_DATA / "sl_projects.json", "--spec", "project_injestion_spec", "--config", cfg, "--json")
     assert r.code == 0, r.err
     sent = overlord.submitted[-1]["spec"]["ioConfig"]["inputSource"]
-    assert sent["type"] == "azure" and sent["uris"][0].startswith("azure://")
+    assert sent["type"] == "azure" and sent["uris"][0].startswith("azure://")  # the spec said azure
+    local_spec = json.loads(json.dumps(SPEC))
+    local_spec["spec"]["ioConfig"]["inputSource"] = {"type": "local", "files": ["/x"]}
+    for configured, want in (("", "azureStorage"), ("azure_input_source = azure\n", "azure")):
+        cfg.write_text(cfg.read_text().split("project_injestion_spec = ")[0]
+                       + f"project_injestion_spec = {json.dumps(local_spec)}\n" + configured)
+        r = cli("push", EXAMPLE_DATA / "sl_projects.json", "--spec", "project_injestion_spec", "--config", cfg,
+                "--json")
+        assert r.code == 0, r.err
+        assert overlord.submitted[-1]["spec"]["ioConfig"]["inputSource"]["type"] == want
 
 
 def test_check_validates_druid_section(cli, tmp_path, seaweed, azurite, fake_gcs, overlord):
     cfg = config_for("LOCAL", tmp_path, seaweed, azurite, fake_gcs, overlord=overlord)
     r = cli("check", "--config", cfg)
-    assert r.code == 0 and "ok    [DRUID] 1 spec(s) valid; Overlord" in r.out
+    assert r.code == 0 and "ok    [DRUID] 1 ingestion spec(s) valid; Overlord" in r.out
     bad = tmp_path / "bad.ini"
     bad.write_text(cfg.read_text().replace('"index_parallel", "spec"', '"index", "spec"', 1))
     r = cli("check", "--config", bad)
@@ -261,3 +275,112 @@ def test_http_input_source_with_presigned_urls_from_s3(cli, tmp_path, seaweed, a
     assert "X-Amz-Signature" not in r.out  # the signed URL goes to Druid and the 600-mode task file only
     spec_file = tmp_path / d["spec_path"]
     assert spec_file.stat().st_mode & 0o077 == 0
+
+
+# -- issue 12: the deployment's [DRUID] -----------------------------------------------------------
+QUERY_SPEC = {"queryType": "scan", "dataSource": "sl-observation", "intervals": ["1901-01-01/2101-01-01"],
+              "columns": ["userId"], "resultFormat": "list"}
+
+
+def test_check_skips_query_specs_of_the_deployment(cli, tmp_path, seaweed, azurite, fake_gcs, overlord):
+    cfg = config_for("LOCAL", tmp_path, seaweed, azurite, fake_gcs, overlord=overlord,
+                     druid_extra=f"observation_query_spec = {json.dumps(QUERY_SPEC)}\n"
+                                 f"survey_query_spec = {json.dumps(QUERY_SPEC)}\n"
+                                 f"urlQuery = {overlord.url}/druid/v2?pretty\n")
+    r = cli("check", "--config", cfg)
+    assert r.code == 0, r.err + r.out
+    assert "1 ingestion spec(s) valid" in r.out
+    assert "skipped 2 query spec(s), not ingestion specs: observation_query_spec, survey_query_spec" in r.out
+
+
+@pytest.mark.parametrize("url_query, sql", [
+    ("http://h:8082/druid/v2?pretty", "http://h:8082/druid/v2/sql"),
+    ("http://h:8082/druid/v2/?pretty#x", "http://h:8082/druid/v2/sql"),
+    ("http://h:8082/druid/v2/sql", "http://h:8082/druid/v2/sql"),
+])
+def test_sql_url_from_url_query(url_query, sql):
+    from ml_analytics.druid.handoff import sql_url_from_query_url
+
+    assert sql_url_from_query_url(url_query) == sql
+
+
+def test_push_with_pretty_url_query_counts_rows(cli, tmp_path, seaweed, azurite, fake_gcs, overlord):
+    cfg = config_for("LOCAL", tmp_path, seaweed, azurite, fake_gcs, overlord=overlord,
+                     druid_extra=f"urlQuery = {overlord.url}/druid/v2?pretty\n")
+    r = cli("push", EXAMPLE_DATA / "sl_projects.json", "--spec", "project_injestion_spec", "--config", cfg, "--json")
+    assert r.code == 0 and r.json["druid"]["rows"] == ROWS and r.json["druid"]["rows_error"] is None
+
+
+def test_rows_that_cannot_be_counted_are_said_so(cli, tmp_path, seaweed, azurite, fake_gcs, overlord):
+    cfg = config_for("LOCAL", tmp_path, seaweed, azurite, fake_gcs, overlord=overlord,
+                     druid_extra=f"sql_url = {overlord.url}/no/sql/here\n")
+    r = cli("push", EXAMPLE_DATA / "sl_projects.json", "--spec", "project_injestion_spec", "--config", cfg, "--json")
+    d = r.json["druid"]
+    assert d["status"] == "SUCCESS" and d["rows"] is None
+    assert d["rows_error"].startswith("rows not counted: DRUID: row count query failed (404)")
+    assert "ml-analytics: warning: druid: rows not counted" in r.err
+    text = cli("push", EXAMPLE_DATA / "sl_projects.json", "--spec", "project_injestion_spec", "--config", cfg)
+    assert "warning: druid: rows not counted" in text.err
+
+
+def test_finished_task_prints_its_final_status_only(cli, tmp_path, seaweed, azurite, fake_gcs, overlord):
+    cfg = config_for("LOCAL", tmp_path, seaweed, azurite, fake_gcs, overlord=overlord)
+    r = cli("push", EXAMPLE_DATA / "sl_projects.json", "--spec", "project_injestion_spec", "--config", cfg)
+    assert r.code == 0, r.err
+    last = [ln for ln in r.err.splitlines() if ln.startswith("druid: task ")][-1]
+    assert last.endswith(" is SUCCESS") and "SUCCESS/" not in r.err
+
+
+# -- issue 13: bounded waits, nothing leaked, nothing lost --------------------------------------------
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf", "0", "-5", "1e12", "soon"])
+def test_nonsense_timeouts_are_refused(cli, tmp_path, seaweed, azurite, fake_gcs, overlord, value):
+    cfg = config_for("LOCAL", tmp_path, seaweed, azurite, fake_gcs, overlord=overlord,
+                     druid_extra=f"timeout = {value}\n")
+    r = cli("push", EXAMPLE_DATA / "sl_projects.json", "--spec", "project_injestion_spec", "--config", cfg)
+    assert r.code == 2, r.err
+    assert "[DRUID]" in r.err and "timeout" in r.err and len(r.err.strip().splitlines()) == 1, r.err
+    assert not (tmp_path / "store").exists() or not any((tmp_path / "store").rglob("*.json"))  # nothing uploaded
+    good = config_for("LOCAL", tmp_path, seaweed, azurite, fake_gcs, overlord=overlord)
+    for cmd in (("push", EXAMPLE_DATA / "sl_projects.json"), ("ingest", "--uri", "file:///x.json")):
+        r = cli(*cmd, "--spec", "project_injestion_spec", "--config", good, "--timeout", value)
+        assert r.code == 2 and "--timeout" in r.err and "Traceback" not in r.err, r.err
+        assert len(r.err.strip().splitlines()) == 1, r.err
+    assert not overlord.submitted
+
+
+def test_password_in_batch_url_is_auth_and_never_printed(cli, tmp_path, seaweed, azurite, fake_gcs):
+    double = OverlordDouble(s3=seaweed, username="druid", password=SECRET, pending_seconds=0.05,
+                            running_seconds=0.05)
+    try:
+        url = double.batch_url.replace("http://", f"http://druid:{SECRET}@")
+        cfg = config_for("LOCAL", tmp_path, seaweed, azurite, fake_gcs)
+        cfg.write_text(cfg.read_text().replace("[DRUID]\n", f"[DRUID]\nbatch_url = {url}\n"))
+        ok = cli("push", EXAMPLE_DATA / "sl_projects.json", "--spec", "project_injestion_spec", "--config", cfg,
+                 "--json")
+        assert ok.code == 0 and ok.json["druid"]["status"] == "SUCCESS", ok.err
+        assert SECRET not in ok.text
+        status = cli("druid", "status", ok.json["druid"]["task"], "--config", cfg, "--json")
+        assert status.code == 0 and SECRET not in status.text
+        wrong = cfg.read_text().replace(f"druid:{SECRET}@", f"druid:{SECRET}-x@")
+        cfg.write_text(wrong)
+        for args in (("push", EXAMPLE_DATA / "sl_projects.json", "--json"), ("check",),
+                     ("druid", "status", "nope")):
+            r = cli(*args, "--spec", "project_injestion_spec", "--config", cfg) if args[0] == "push" \
+                else cli(*args, "--config", cfg)
+            assert r.code != 0 and SECRET not in r.text, r.text
+        bad_url = cfg.read_text().replace(f"http://druid:{SECRET}-x@", f"ftp://druid:{SECRET}@")
+        cfg.write_text(bad_url)
+        r = cli("check", "--config", cfg)
+        assert r.code == 2 and SECRET not in r.text and "batch_url" in r.text
+    finally:
+        double.close()
+
+
+def test_push_json_keeps_uploads_when_druid_fails(cli, tmp_path, seaweed, azurite, fake_gcs, overlord):
+    cfg = config_for("LOCAL", tmp_path, seaweed, azurite, fake_gcs, overlord=overlord)
+    overlord.not_leader_responses = 100  # every submission: 503, no leader
+    r = cli("push", EXAMPLE_DATA / "sl_projects.json", "--spec", "project_injestion_spec", "--config", cfg, "--json")
+    assert r.code == 1, r.err
+    doc = r.json
+    assert doc["summary"]["uploaded"] == 1 and doc["results"][0]["status"] == "uploaded"
+    assert doc["druid"]["status"] == "ERROR" and "503" in doc["druid"]["errorMsg"] and doc["ok"] is False

@@ -8,7 +8,7 @@ import click
 
 from ..cli import (EXIT_FAILED, EXIT_OK, Output, _load_config, _load_multicloud, _output, _run_with_progress,
                    _summarise, cli, config_option, summary_counts)
-from ..errors import UsageError
+from ..errors import MLAnalyticsError, UsageError
 
 
 def _options(f):
@@ -20,7 +20,8 @@ def _options(f):
         click.option("--append/--replace", "append", default=None,
                      help="Append to the datasource, or replace it (default: as the spec says)."),
         click.option("--wait/--no-wait", default=True, help="Wait for the task to finish (default: wait)."),
-        click.option("--timeout", type=float, default=None, help="Seconds to wait before shutting the task down."),
+        click.option("--timeout", default=None, metavar="SECONDS",
+                     help="Seconds to wait before shutting the task down (> 0, at most a week)."),
         click.option("--input-source", type=click.Choice(["native", "http"]), default="native",
                      help="native: the store's own input source; http: pre-signed URLs."),
         click.option("--spec-out", type=click.Path(dir_okay=False), default=None,
@@ -33,9 +34,23 @@ def _options(f):
     return f
 
 
+def _timeout(value: str | None) -> float | None:
+    from .handoff import seconds
+
+    if value is None:
+        return None
+    try:
+        return seconds(value, "--timeout")
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+
+
 def _say_status(output: Output, json_mode: bool):
     def update(st):
         if json_mode:
+            return
+        if st.status in ("SUCCESS", "FAILED"):  # finished: the runner's WAITING means nothing now
+            output.err(f"druid: task {st.task} is {st.status}")
             return
         hint = "  (no free worker? the task stays RUNNING until one takes it)" \
             if st.runner_status in ("PENDING", "WAITING") else ""
@@ -59,15 +74,31 @@ def _hand_off(ctx, mc, output, provider, keys, local_files, *, spec_name, append
                     on_update=_say_status(output, json_mode))
 
 
-def _report(ctx, output: Output, json_mode: bool, doc: dict, outcome, upload_ok: bool = True) -> None:
+def _hand_off_reported(ctx, mc, output, *args, **kw):
+    """_hand_off, with a Druid error after the uploads turned into an ERROR outcome (and its exit code),
+    so the caller still prints what was uploaded."""
+    from .handoff import DruidOutcome
+
+    try:
+        return _hand_off(ctx, mc, output, *args, **kw), None
+    except MLAnalyticsError as e:
+        return DruidOutcome(None, "ERROR", errorMsg=output.clean(str(e))), e.exit_code
+
+
+def _report(ctx, output: Output, json_mode: bool, doc: dict, outcome, upload_ok: bool = True,
+            exit_code: int | None = None) -> None:
     doc["druid"] = outcome.to_dict() if outcome else None
     ok = upload_ok and (outcome is None or outcome.ok)
     doc["ok"] = ok
+    if outcome is not None and outcome.rows_error and outcome.status == "SUCCESS":
+        output.warn(f"druid: {outcome.rows_error}")
     if json_mode:
         output.json(doc)
     elif outcome is not None:
         d = outcome
-        if d.status == "NOT_SUBMITTED":
+        if d.status == "ERROR":
+            output.error(d.errorMsg or "druid: failed")
+        elif d.status == "NOT_SUBMITTED":
             output.out(f"druid: task JSON for '{d.datasource}' written to {d.spec_path} (input source "
                        f"{d.input_source}); not submitted: no [DRUID] batch_url configured")
         else:
@@ -78,7 +109,7 @@ def _report(ctx, output: Output, json_mode: bool, doc: dict, outcome, upload_ok:
             (output.out if outcome.ok else output.err)(line)
             if d.errorMsg:
                 output.err(f"druid: {d.errorMsg}")
-    ctx.exit(EXIT_OK if ok else EXIT_FAILED)
+    ctx.exit(EXIT_OK if ok else (exit_code or EXIT_FAILED))
 
 
 def _ingest_provider(mc, ingest_from: str | None, uploaded_sections):
@@ -107,13 +138,14 @@ def push(ctx, paths, prefix, to, spec_name, ingest_from, append, wait, timeout, 
     from ..transfer import plan_uploads
 
     output = _output(ctx, json_mode)
+    timeout = _timeout(timeout)
     started = time.monotonic()
     mc = _load_multicloud(config_path, to, output)
     with mc:
         from .handoff import DruidSettings
         from .spec import check_shape, load_spec
 
-        DruidSettings.from_config(mc.config)
+        output.add_secrets({DruidSettings.from_config(mc.config).password} - {None})
         check_shape(*load_spec(spec_name, mc.config))  # refuse a bad spec before uploading anything
         planned = plan_uploads(paths, prefix)
         providers = mc.providers()
@@ -123,16 +155,16 @@ def push(ctx, paths, prefix, to, spec_name, ingest_from, append, wait, timeout, 
         doc = {"summary": summary_counts(results), "results": [r.to_dict() for r in results]}
         if not json_mode:
             _summarise(output, results, time.monotonic() - started)
-        outcome = None
+        outcome = exit_code = None
         if upload_ok:
             keys = [r.key for r in results if r.provider == section]
-            outcome = _hand_off(ctx, mc, output, providers[section], keys, [p.source for p in planned],
-                                spec_name=spec_name, append=append, wait=wait, timeout=timeout,
-                                input_source=input_source, spec_out=spec_out, no_verify_rows=no_verify_rows,
-                                json_mode=json_mode)
+            outcome, exit_code = _hand_off_reported(
+                ctx, mc, output, providers[section], keys, [p.source for p in planned], spec_name=spec_name,
+                append=append, wait=wait, timeout=timeout, input_source=input_source, spec_out=spec_out,
+                no_verify_rows=no_verify_rows, json_mode=json_mode)
         else:
             output.err("druid: not submitted because some uploads failed")
-        _report(ctx, output, json_mode, doc, outcome, upload_ok)
+        _report(ctx, output, json_mode, doc, outcome, upload_ok, exit_code)
 
 
 @cli.command()
@@ -143,6 +175,7 @@ def ingest(ctx, uris, spec_name, ingest_from, append, wait, timeout, input_sourc
            json_mode, config_path):
     """Submit a Druid task for objects already in storage."""
     output = _output(ctx, json_mode)
+    timeout = _timeout(timeout)
     mc = _load_multicloud(config_path, [ingest_from] if ingest_from else None, output)
     with mc:
         provider = keys = None
@@ -174,10 +207,13 @@ def druid_status(ctx, task_id, config_path, json_mode):
     """Show a task's status."""
     from ..retry import RetryPolicy
     from .handoff import DruidSettings
+    from .overlord import summarize_task_error
 
     output = _output(ctx, json_mode)
     config = _load_config(config_path, output)
     client = DruidSettings.from_config(config).client(RetryPolicy.from_config(config))
+    if client is not None:
+        output.add_secrets(client.secrets)
     if client is None:
         raise UsageError(f"{config.path}: [DRUID] batch_url is not set")
     st = client.status(task_id)
@@ -186,5 +222,5 @@ def druid_status(ctx, task_id, config_path, json_mode):
     else:
         output.out(f"{st.task}: {st.status} (runner {st.runner_status})"
                    + (f", {st.duration_ms} ms" if st.duration_ms and st.duration_ms > 0 else "")
-                   + (f": {st.error_msg}" if st.error_msg else ""))
+                   + (f": {summarize_task_error(st.error_msg)}" if st.error_msg else ""))
     ctx.exit(EXIT_OK if st.status != "FAILED" else EXIT_FAILED)

@@ -8,6 +8,7 @@ NOT_SUBMITTED, which is how the README's main job runs on a machine without Drui
 from __future__ import annotations
 
 import json
+import math
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -17,19 +18,44 @@ from pathlib import Path
 from ..config import DRUID_SECTION, Config
 from ..errors import ConfigError, UsageError
 from ..retry import RetryPolicy
-from .overlord import DruidError, OverlordClient, TaskStatus
+from .overlord import DruidError, OverlordClient, TaskStatus, split_userinfo, summarize_task_error
 from .spec import datasource, point_spec, validate_spec
 
 DEFAULT_TIMEOUT = 3600.0
+MAX_TIMEOUT = 7 * 24 * 3600.0  # a week: anything longer is a typo, not a wait
 AZURE_SOURCES = ("azureStorage", "azure")
+ROWS_BUDGET = 120.0  # at most this long for segments to be served after SUCCESS
+
+
+def seconds(value: str | float, what: str, *, maximum: float = MAX_TIMEOUT) -> float:
+    """A finite, positive number of seconds up to ``maximum``; ValueError (naming ``what``) otherwise."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{what}: expected seconds, got {value!r}") from None
+    if math.isnan(number) or math.isinf(number) or number <= 0 or number > maximum:
+        raise ValueError(f"{what}: expected seconds > 0 and at most {maximum:g}, got {value!r}")
+    return number
+
+
+def sql_url_from_query_url(url_query: str) -> str:
+    """``http://h:8082/druid/v2?pretty`` -> ``http://h:8082/druid/v2/sql`` (query string and fragment dropped)."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url_query.strip())
+    path = parts.path.rstrip("/")
+    if not path.endswith("/sql"):
+        path += "/sql"
+    return urlunsplit((parts.scheme, parts.netloc, path, "", ""))
 
 
 @dataclass
 class DruidOutcome:
     task: str | None
-    status: str  # SUCCESS | FAILED | TIMEOUT | NOT_SUBMITTED | SUBMITTED
+    status: str  # SUCCESS | FAILED | TIMEOUT | INCOMPLETE (rows dropped) | ERROR | NOT_SUBMITTED | SUBMITTED
     errorMsg: str | None = None  # noqa: N815 (Druid's field name)
     rows: int | None = None
+    rows_error: str | None = None  # why rows could not be counted (rows is then None)
     expected_rows: int | None = None
     spec_path: str | None = None
     datasource: str | None = None
@@ -57,27 +83,32 @@ class DruidSettings:
     @classmethod
     def from_config(cls, config: Config) -> "DruidSettings":
         get = lambda key: config.get(DRUID_SECTION, key)  # noqa: E731
+
+        def fail(key: str, message: str) -> ConfigError:
+            return ConfigError(message, path=config.path, section=DRUID_SECTION, key=key)
+
         timeout = get("timeout")
         try:
-            timeout_s = float(timeout) if timeout else DEFAULT_TIMEOUT
-        except ValueError:
-            raise ConfigError(f"expected seconds, got {timeout!r}", path=config.path, section=DRUID_SECTION,
-                              key="timeout") from None
+            timeout_s = seconds(timeout, "timeout") if timeout else DEFAULT_TIMEOUT
+        except ValueError as e:
+            raise fail("timeout", str(e).split(": ", 1)[1]) from None
         azure = get("azure_input_source") or "azureStorage"
         if azure not in AZURE_SOURCES:
-            raise ConfigError(f"must be azureStorage (Druid >= 30) or azure (older), got {azure!r}",
-                              path=config.path, section=DRUID_SECTION, key="azure_input_source")
-        if bool(get("username")) != bool(get("password")):
-            raise ConfigError("set both username and password, or neither", path=config.path, section=DRUID_SECTION,
-                              key="username" if not get("username") else "password")
-        url_query = get("urlquery")
-        sql_url = get("sql_url") or (url_query.rstrip("/") + "/sql" if url_query else None)
-        verify = (get("verify_tls") or "true").lower() not in ("false", "0", "no", "off")
+            raise fail("azure_input_source", f"must be azureStorage (Druid >= 30) or azure (older), got {azure!r}")
         batch_url = get("batch_url")
-        if batch_url and not batch_url.startswith(("http://", "https://")):
-            raise ConfigError(f"must be an http(s) URL, got {batch_url!r}", path=config.path, section=DRUID_SECTION,
-                              key="batch_url")
-        return cls(batch_url, get("username"), get("password"), sql_url, timeout_s, get("ingest_from"), azure, verify)
+        username, password = get("username"), get("password")
+        if batch_url:
+            plain, url_user, url_password = split_userinfo(batch_url)
+            if not plain.startswith(("http://", "https://")):
+                raise fail("batch_url", f"must be an http(s) URL, got {plain!r}")
+            if url_user and not username:  # http://user:pw@host/...: Basic auth, never printed
+                batch_url, username, password = plain, url_user, password or url_password
+        if bool(username) != bool(password):
+            raise fail("username" if not username else "password", "set both username and password, or neither")
+        url_query = get("urlquery")
+        sql_url = get("sql_url") or (sql_url_from_query_url(url_query) if url_query else None)
+        verify = (get("verify_tls") or "true").lower() not in ("false", "0", "no", "off")
+        return cls(batch_url, username, password, sql_url, timeout_s, get("ingest_from"), azure, verify)
 
     def client(self, retry: RetryPolicy) -> OverlordClient | None:
         if not self.batch_url:
@@ -100,6 +131,13 @@ def count_ndjson_rows(paths: Sequence[str | os.PathLike]) -> int:
     return total
 
 
+def azure_type_for(spec: dict, configured: str) -> str:
+    """The spec's own Azure input source type (``azure`` stays ``azure``); the configured one otherwise."""
+    current = (((spec.get("spec") or {}).get("ioConfig") or {}).get("inputSource") or {})
+    kind = current.get("type") if isinstance(current, dict) else None
+    return kind if kind in AZURE_SOURCES else configured
+
+
 def build_task(spec: dict, provider, keys: Sequence[str], *, append: bool | None, azure_input_source: str,
                input_source: str = "native", label: str = "spec") -> dict:
     if input_source == "http":
@@ -108,7 +146,12 @@ def build_task(spec: dict, provider, keys: Sequence[str], *, append: bool | None
             raise UsageError(f"{provider.section} cannot make pre-signed URLs for Druid's http input source")
         source = {"type": "http", "uris": [sign(k) for k in keys]}
     else:
-        source = provider.druid_input_source(keys, azure_input_source=azure_input_source)
+        source = provider.druid_input_source(keys, azure_input_source=azure_type_for(spec, azure_input_source))
+    if source.get("type") == "s3" and ("endpointConfig" in source or "clientConfig" in source):
+        # Druid (S3 extension 29.0.0, checked) builds a client from endpointConfig / clientConfig only when
+        # "properties" is present; without it they are silently ignored and Druid's own S3 endpoint is
+        # read. An empty "properties" keeps Druid's own credentials: no key ever goes into a spec.
+        source = {**source, "properties": source.get("properties") or {}}
     task = point_spec(spec, source, append=append)
     validate_spec(task, label)
     return task
@@ -135,6 +178,12 @@ def hand_off(task: dict, settings: DruidSettings, retry: RetryPolicy, *, spec_ou
     client = settings.client(retry) if submit else None
     if client is None:
         return outcome
+    prior = None
+    if wait and verify_rows:
+        try:  # what the datasource holds before: appending adds to it
+            prior = client.count_rows(outcome.datasource)
+        except DruidError:
+            prior = None
     outcome.task = client.submit(task)
     if not wait:
         outcome.status = "SUBMITTED"
@@ -143,26 +192,46 @@ def hand_off(task: dict, settings: DruidSettings, retry: RetryPolicy, *, spec_ou
     started = time.monotonic()
     final = client.wait(outcome.task, budget, on_update=on_update)
     outcome.status, outcome.errorMsg = final.status, final.error_msg
+    if final.status == "FAILED":  # Druid's errorMsg is a stack trace: its message and root cause, one line
+        outcome.errorMsg = summarize_task_error(client.failure_detail(outcome.task) or final.error_msg)
     if final.status == "SUCCESS" and verify_rows:
+        appending = bool(task["spec"]["ioConfig"].get("appendToExisting"))
+        stats = client.row_stats(outcome.task) or {}
+        ingested = stats.get("processed") if isinstance(stats.get("processed"), int) else expected_rows
+        target = None
+        if ingested is not None:
+            target = ingested + (prior or 0) if appending else ingested
         remaining = max(5.0, budget - (time.monotonic() - started))
-        outcome.rows = _verified_rows(client, outcome.datasource, expected_rows, min(remaining, 120.0))
+        outcome.rows, outcome.rows_error = _verified_rows(client, outcome.datasource, target,
+                                                          min(remaining, ROWS_BUDGET))
+        dropped = {k: stats.get(k) for k in ("unparseable", "thrownAway", "processedWithError")
+                   if isinstance(stats.get(k), int) and stats.get(k) > 0}
         if outcome.rows == 0:
             outcome.status = "FAILED"
             outcome.errorMsg = "Druid reported SUCCESS but the datasource has 0 rows (wrong files or all rows filtered)"
+        elif dropped:  # Druid drops rows it cannot parse and still says SUCCESS
+            outcome.status = "INCOMPLETE"
+            outcome.errorMsg = ("Druid reported SUCCESS but left rows out: "
+                                + ", ".join(f"{n} {k}" for k, n in dropped.items()) + " (see the task's report)")
+        elif expected_rows is not None and ingested is not None and ingested < expected_rows:
+            outcome.status = "INCOMPLETE"
+            outcome.errorMsg = f"Druid ingested {ingested} of the {expected_rows} rows in the files"
+    elif final.status == "SUCCESS":
+        outcome.rows_error = "not counted (--no-verify-rows)"
     return outcome
 
 
-def _verified_rows(client: OverlordClient, ds: str, expected: int | None, budget: float) -> int | None:
-    """Row count through SQL, polled until segments are served (count stops being short) or the budget ends."""
+def _verified_rows(client: OverlordClient, ds: str, target: int | None, budget: float) -> tuple[int | None, str | None]:
+    """(rows, None) through SQL, polled until the count reaches ``target`` (segments handed off) or the
+    budget ends; (None, why) when Druid cannot be asked."""
     deadline = time.monotonic() + budget
     delay = 0.5
     while True:
-        try:
+        try:  # connection trouble is retried inside; what is left (wrong URL, 401, bad SQL) will not heal
             rows = client.count_rows(ds)
-        except DruidError:
-            return None
-        if (expected is None and rows > 0) or (expected is not None and rows >= expected) \
-                or time.monotonic() >= deadline:
-            return rows
-        time.sleep(delay)
+        except DruidError as e:
+            return None, f"rows not counted: {e}"
+        if (target is None and rows > 0) or rows == target or time.monotonic() >= deadline:
+            return rows, None
+        time.sleep(min(delay, max(0.0, deadline - time.monotonic())))
         delay = min(delay * 2, 5.0)

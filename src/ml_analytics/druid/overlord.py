@@ -6,6 +6,12 @@ Follows Druid's documented API: ``POST /druid/indexer/v1/task`` answers ``{"task
 PENDING stays RUNNING forever, so waiting has its own deadline, after which the task is shut
 down. 503 with an empty body (this Overlord is not the leader) and connection errors are
 retried; an unknown task id is 404 on current Druid and 400 on older ones, treated alike.
+
+Checked against a real Druid 33.0.0 (tests/druid): a finished task keeps ``runnerStatusCode``
+WAITING; SQL on a datasource no segment of which is served yet answers 400 "Object ... not found"
+(counted as 0 rows while waiting for handoff); a refused task answers 400 with Druid's
+``druidException`` shape. A URL may carry ``user:password@``: it becomes Basic auth and never
+appears in a message.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 from ..errors import MLAnalyticsError, NetworkError, StorageError, one_line, redact
 from ..retry import RetryPolicy
@@ -71,9 +78,50 @@ def druid_error_message(body: bytes) -> str:
     return one_line(text, 500)
 
 
+def split_userinfo(url: str) -> tuple[str, str | None, str | None]:
+    """``http://u:p@h/x`` -> (``http://h/x``, u, p); a URL without userinfo comes back unchanged."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return url, None, None
+    if "@" not in parts.netloc:
+        return url, None, None
+    userinfo, _, hostport = parts.netloc.rpartition("@")
+    user, _, password = userinfo.partition(":")
+    return urlunsplit(parts._replace(netloc=hostport)), unquote(user) or None, unquote(password) or None
+
+
+def summarize_task_error(text: str | None) -> str | None:
+    """Druid's errorMsg of a failed task is a Java stack trace (Druid 33): keep the exception's message
+    and its deepest cause, on one line."""
+    if not text:
+        return text
+    lines = [ln.strip() for ln in str(text).splitlines() if ln.strip()]
+    head = lines[0]
+    causes = [ln[len("Caused by:"):].strip() for ln in lines if ln.startswith("Caused by:")]
+    for noise in ("java.lang.RuntimeException: ", "java.lang.Exception: ", "java.io.IOException: "):
+        if head.startswith(noise):
+            head = head[len(noise):]
+            break
+    if causes and causes[-1] not in head:
+        head += f" (caused by {_short(causes[-1])})"
+    return one_line(head, 600)
+
+
+def _short(cause: str) -> str:
+    """``com.amazonaws...AmazonS3Exception: msg`` -> ``AmazonS3Exception: msg``."""
+    name, _, msg = cause.partition(": ")
+    return f"{name.rsplit('.', 1)[-1]}: {msg}" if msg else name.rsplit(".", 1)[-1]
+
+
 class OverlordClient:
     def __init__(self, batch_url: str, *, username: str | None = None, password: str | None = None,
                  sql_url: str | None = None, retry: RetryPolicy | None = None, verify_tls: bool = True):
+        batch_url, url_user, url_password = split_userinfo(batch_url)
+        if sql_url:
+            sql_url, sql_user, sql_password = split_userinfo(sql_url)
+            url_user, url_password = url_user or sql_user, url_password or sql_password
+        username, password = username or url_user, password or url_password
         self.batch_url = batch_url.rstrip("/")
         if not self.batch_url.endswith(TASK_PATH):
             base = self.batch_url
@@ -155,6 +203,30 @@ class OverlordClient:
             raise DruidError(f"DRUID: status of {task_id} failed ({status}): {druid_error_message(payload)}")
         return TaskStatus.from_response(self._json(payload, "task status"))
 
+    def failure_detail(self, task_id: str) -> str | None:
+        """The full error of a failed task from its report (stack trace with causes), if Druid has one."""
+        payload = self._report(task_id)
+        return (payload or {}).get("errorMsg") or None
+
+    def row_stats(self, task_id: str) -> dict | None:
+        """Rows the task processed / found unparseable / threw away (its report's buildSegments), if any."""
+        stats = ((self._report(task_id) or {}).get("rowStats") or {}).get("buildSegments")
+        return stats if isinstance(stats, dict) else None
+
+    def _report(self, task_id: str) -> dict | None:
+        try:
+            status, payload = self._request("GET", f"{self.batch_url}/{urllib.request.quote(task_id, safe='')}/reports",
+                                            retry_503=False)
+        except MLAnalyticsError:
+            return None
+        if status != 200:
+            return None
+        try:
+            doc = json.loads(payload)["ingestionStatsAndErrors"]["payload"]
+        except (ValueError, KeyError, TypeError):
+            return None
+        return doc if isinstance(doc, dict) else None
+
     def shutdown(self, task_id: str) -> None:
         status, payload = self._request("POST", f"{self.batch_url}/{urllib.request.quote(task_id, safe='')}/shutdown")
         self._check_auth(status, payload)
@@ -188,6 +260,8 @@ class OverlordClient:
         query = 'SELECT COUNT(*) AS cnt FROM "' + datasource.replace('"', '""') + '"'
         status, payload = self._request("POST", self.sql_url, {"query": query})
         self._check_auth(status, payload)
+        if status == 400 and b"not found" in payload and datasource.encode() in payload:
+            return 0  # no segment of it is served (yet): Druid 33 says "Object '<ds>' not found"
         if status != 200:
             raise DruidError(f"DRUID: row count query failed ({status}): {druid_error_message(payload)}")
         rows = self._json(payload, "SQL")

@@ -124,6 +124,11 @@ def point_spec(task: dict, input_source: dict, *, append: bool | None = None) ->
     return task
 
 
+def is_query_spec(doc: dict) -> bool:
+    """A native Druid query (``queryType``, no task ``type``), kept beside ingestion specs in [DRUID]."""
+    return "queryType" in doc and "type" not in doc
+
+
 def check_shape(task: dict, label: str = "spec") -> None:
     """Validate everything but the input source, before anything is uploaded."""
     if not isinstance(task.get("spec"), dict):
