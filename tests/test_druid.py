@@ -384,3 +384,28 @@ def test_push_json_keeps_uploads_when_druid_fails(cli, tmp_path, seaweed, azurit
     doc = r.json
     assert doc["summary"]["uploaded"] == 1 and doc["results"][0]["status"] == "uploaded"
     assert doc["druid"]["status"] == "ERROR" and "503" in doc["druid"]["errorMsg"] and doc["ok"] is False
+
+
+def test_ingest_names_the_uri_no_configured_provider_serves(cli, tmp_path, write_config):
+    store = tmp_path / "store"
+    cfg = write_config(f"[LOCAL]\nroot = {store}\n")
+    good = (store / "ml-analytics" / "p" / "a.json").as_uri()
+    r = cli("ingest", "--uri", good, "--uri", "gs://elsewhere/p/b.json", "--spec", EXAMPLE_DATA.parent / "specs" /
+            "sl-project.json", "--config", cfg)
+    assert r.code == 2 and "--uri gs://elsewhere/p/b.json: no configured provider serves it" in r.err
+    assert len(r.err.strip().splitlines()) == 1
+
+
+def test_push_ingests_only_what_it_uploaded_and_names_skipped_special_files(cli, tmp_path, write_config):
+    import os
+
+    d = tmp_path / "reports"
+    d.mkdir()
+    (d / "sl_projects.json").write_bytes((EXAMPLE_DATA / "sl_projects.json").read_bytes())
+    os.mkfifo(d / "pipe.json")
+    cfg = write_config(f"[LOCAL]\nroot = {tmp_path / 'store'}\n")
+    r = cli("push", d, "--prefix", "p", "--spec", EXAMPLE_DATA.parent / "specs" / "sl-project.json", "--config", cfg,
+            "--json")
+    assert r.code == 1
+    assert f"skipped {d / 'pipe.json'}: is a FIFO" in r.err and "not submitted" in r.err
+    assert {x["key"]: x["status"] for x in r.json["results"]} == {"p/pipe.json": "skipped", "p/sl_projects.json": "uploaded"}

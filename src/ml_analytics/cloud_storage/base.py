@@ -203,9 +203,13 @@ class CloudProvider:
     def uri(self, key: str) -> str:
         return f"{self.uri_scheme}://{self.bucket}/{key}"
 
+    def uri_prefix(self) -> str:
+        """What every URI of this provider's objects starts with (``s3://bucket/``)."""
+        return self.uri("_").rsplit("_", 1)[0]
+
     def key_for_uri(self, uri: str) -> str | None:
         """The key of one of this provider's objects given its URI, or None if the URI is not ours."""
-        prefix = self.uri("_").rsplit("_", 1)[0]
+        prefix = self.uri_prefix()
         return uri[len(prefix):] if uri.startswith(prefix) and len(uri) > len(prefix) else None
 
     def check(self) -> str:

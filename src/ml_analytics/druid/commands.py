@@ -150,20 +150,22 @@ def push(ctx, paths, prefix, to, spec_name, ingest_from, append, wait, timeout, 
         planned = plan_uploads(paths, prefix)
         providers = mc.providers()
         section = _ingest_provider(mc, ingest_from, list(providers))
+        for path, _key, reason in planned.skipped:
+            output.warn(f"skipped {path}: {reason} (not uploaded, not ingested)")
         results = _run_with_progress(mc, planned, json_mode)
-        upload_ok = all(r.status != "failed" for r in results)
+        upload_ok = all(r.status != "failed" for r in results) and not planned.skipped
         doc = {"summary": summary_counts(results), "results": [r.to_dict() for r in results]}
         if not json_mode:
             _summarise(output, results, time.monotonic() - started)
         outcome = exit_code = None
         if upload_ok:
-            keys = [r.key for r in results if r.provider == section]
+            keys = [r.key for r in results if r.provider == section and r.status == "uploaded"]
             outcome, exit_code = _hand_off_reported(
                 ctx, mc, output, providers[section], keys, [p.source for p in planned], spec_name=spec_name,
                 append=append, wait=wait, timeout=timeout, input_source=input_source, spec_out=spec_out,
                 no_verify_rows=no_verify_rows, json_mode=json_mode)
         else:
-            output.err("druid: not submitted because some uploads failed")
+            output.err("druid: not submitted because some uploads failed or files were skipped")
         _report(ctx, output, json_mode, doc, outcome, upload_ok, exit_code)
 
 
@@ -179,14 +181,18 @@ def ingest(ctx, uris, spec_name, ingest_from, append, wait, timeout, input_sourc
     mc = _load_multicloud(config_path, [ingest_from] if ingest_from else None, output)
     with mc:
         provider = keys = None
-        for section, candidate in mc.providers().items():
+        providers = mc.providers()
+        for section, candidate in providers.items():
             found = [candidate.key_for_uri(u) for u in uris]
             if all(found):
                 provider, keys = candidate, found
                 break
         if provider is None:
-            raise UsageError(f"no configured provider holds {uris[0]}; known: "
-                             + ", ".join(p.uri('') for p in mc.providers().values()))
+            served = lambda u: any(p.key_for_uri(u) for p in providers.values())  # noqa: E731
+            stray = next((u for u in uris if not served(u)), uris[0])
+            why = "no configured provider serves" if not served(stray) else "no single configured provider holds all of"
+            raise UsageError(f"--uri {stray}: {why} it; configured: "
+                             + ", ".join(p.uri_prefix() for p in providers.values()))
         outcome = _hand_off(ctx, mc, output, provider, keys, [], spec_name=spec_name, append=append, wait=wait,
                             timeout=timeout, input_source=input_source, spec_out=spec_out,
                             no_verify_rows=no_verify_rows, json_mode=json_mode)
