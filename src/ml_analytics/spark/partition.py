@@ -1,0 +1,226 @@
+"""Executor side: one partition becomes one newline-delimited JSON object in every store.
+
+Rows arrive from the JVM as UTF-8 JSON frames (``DataFrame.toJSON``, serialized by Spark's own
+JSON writer). :class:`FramedRows` reads them and yields :data:`END` only when the JVM wrote its
+end-of-data mark: when a stage upstream fails, PySpark closes the input early and its own
+deserializer ends the iterator as if the partition were complete. A partition whose input did
+not end with the mark is never uploaded; the task fails and its retry writes the key.
+
+The partition is serialized once (optionally gzip), with its MD5, size and row count computed in
+the same pass. Up to :data:`IN_MEMORY` bytes it stays in memory and is sent with ``put_bytes``;
+beyond that it spills to a file in the executor's local folder (``SPARK_LOCAL_DIRS``) and is sent
+with ``put_file`` (multipart, bounded buffers), so memory stays bounded however large a
+partition is. Every provider gets the object through its own ``put_bytes``/``put_file``: the same
+retry policy and server-checked checksums as the CLI.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import struct
+import tempfile
+import threading
+import zlib
+from collections.abc import Callable, Iterable, Iterator
+
+from pyspark.serializers import Serializer, SpecialLengths
+
+from ..errors import MLAnalyticsError, StorageError, one_line, redact
+from ..transfer import SMALL_FILE
+from .shipping import executor_multicloud
+
+IN_MEMORY = SMALL_FILE  # larger partitions spill to the executor's local disk
+BATCH = 1 << 20  # join rows into ~1 MiB blocks before hashing / compressing
+
+
+class _End:
+    def __repr__(self) -> str:
+        return "END"
+
+
+END = _End()
+
+
+class FramedRows(Serializer):
+    """Reads ``[length][utf-8 bytes]`` frames as bytes; yields END only after the JVM's end mark."""
+
+    def load_stream(self, stream) -> Iterator[bytes | _End]:
+        read = stream.read
+        unpack = struct.Struct("!i").unpack
+        while True:
+            head = read(4)
+            if len(head) < 4:
+                return  # the stream was cut: no END
+            (n,) = unpack(head)
+            if n == SpecialLengths.END_OF_DATA_SECTION:
+                yield END
+                return
+            if n < 0:  # NULL or another marker: not a row of toJSON's output
+                continue
+            row = read(n)
+            if len(row) < n:
+                return
+            yield row
+
+    def dumps(self, obj):  # only ever used to read; satisfy the Serializer interface
+        raise NotImplementedError
+
+    def loads(self, obj):
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return "FramedRows()"
+
+
+class TruncatedInput(MLAnalyticsError):
+    """The partition's input ended without the JVM's end-of-data mark (an upstream failure)."""
+
+
+class Spool:
+    """Bytes of one object: in memory up to ``limit``, then in a file under ``folder``; MD5 and size kept."""
+
+    def __init__(self, limit: int = IN_MEMORY, folder: str | None = None):
+        self.limit, self.folder = limit, folder
+        self.md5 = hashlib.md5()
+        self.size = 0
+        self.blocks: list[bytes] | None = []
+        self.file = None
+
+    def write(self, data: bytes) -> None:
+        if not data:
+            return
+        self.md5.update(data)
+        self.size += len(data)
+        if self.file is None and self.size > self.limit:
+            self.file = tempfile.NamedTemporaryFile(prefix="ml-analytics-part-", dir=self.folder, delete=False)
+            for block in self.blocks:
+                self.file.write(block)
+            self.blocks = None
+        if self.file is None:
+            self.blocks.append(data)
+        else:
+            self.file.write(data)
+
+    def finish(self) -> bytes | str:
+        """The bytes (small) or the spill file's path (large)."""
+        if self.file is None:
+            return b"".join(self.blocks)
+        self.file.close()
+        return self.file.name
+
+    def discard(self) -> None:
+        if self.file is not None:
+            self.file.close()
+            try:
+                os.unlink(self.file.name)
+            except OSError:
+                pass
+
+
+def local_folder() -> str | None:
+    """The executor's scratch folder (Spark sets SPARK_LOCAL_DIRS for Python workers)."""
+    dirs = [d for d in os.environ.get("SPARK_LOCAL_DIRS", "").split(",") if d and os.path.isdir(d)]
+    return dirs[0] if dirs else None
+
+
+def serialize(rows: Iterable, spool: Spool, *, gzip_level: int | None) -> int:
+    """Write rows as NDJSON into ``spool``; return the row count. Raises TruncatedInput without END."""
+    packer = zlib.compressobj(gzip_level, zlib.DEFLATED, 31) if gzip_level is not None else None
+    count = 0
+    batch: list[bytes] = []
+    held = 0
+    ended = False
+
+    def flush() -> None:
+        block = b"\n".join(batch) + b"\n"
+        spool.write(packer.compress(block) if packer else block)
+        batch.clear()
+
+    for row in rows:
+        if row is END:
+            ended = True
+            break
+        batch.append(row)
+        held += len(row)
+        count += 1
+        if held >= BATCH:
+            flush()
+            held = 0
+    if not ended:
+        raise TruncatedInput("the partition's input ended early (an upstream stage failed); nothing uploaded")
+    if batch:
+        flush()
+    if packer and count:
+        spool.write(packer.flush())
+    return count
+
+
+def upload_everywhere(providers: dict, key: str, payload: bytes | str, md5: str) -> list:
+    """Send one object to every provider (one thread each when several); raise the first failure."""
+    def send(provider):
+        if isinstance(payload, bytes):
+            return provider.put_bytes(payload, key, md5)
+        return provider.put_file(payload, key)
+
+    if len(providers) == 1:
+        return [send(next(iter(providers.values())))]
+    stored: dict[str, object] = {}
+    errors: dict[str, BaseException] = {}
+
+    def lane(section, provider):
+        try:
+            stored[section] = send(provider)
+        except BaseException as e:  # noqa: BLE001 (reported below, after every lane ended)
+            errors[section] = e
+
+    threads = [threading.Thread(target=lane, args=item, name=f"part-{item[0]}") for item in providers.items()]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if errors:
+        raise next(iter(errors.values()))
+    return [stored[s] for s in providers]
+
+
+def partition_writer(data: dict, run_prefix: str, suffix: str, gzip_level: int | None,
+                     hook: Callable[[int, int, str], None] | None = None):
+    """The function each task runs over its partition's rows (``mapPartitions``).
+
+    ``hook(partition, attempt, stage)`` is a test seam called at "serialized" and "uploaded".
+    It returns one result per provider: partition, key, uri, bytes, md5, rows.
+    """
+
+    def write(rows):
+        from pyspark import TaskContext
+
+        ctx = TaskContext.get()
+        partition, attempt = ctx.partitionId(), ctx.attemptNumber()
+        key = f"{run_prefix}/part-{partition:05d}{suffix}"
+        mc = None
+        spool = Spool(folder=local_folder())
+        try:
+            count = serialize(rows, spool, gzip_level=gzip_level)
+            if hook:
+                hook(partition, attempt, "serialized")
+            if count == 0:
+                return []
+            mc = executor_multicloud(data)
+            stored = upload_everywhere(mc.providers(), key, spool.finish(), spool.md5.hexdigest())
+            if hook:
+                hook(partition, attempt, "uploaded")
+            return [{"partition": partition, "provider": s.provider, "key": s.key, "uri": s.uri, "bytes": spool.size,
+                     "md5": spool.md5.hexdigest(), "rows": count, "attempt": attempt} for s in stored]
+        except TruncatedInput:
+            raise
+        except MLAnalyticsError as e:  # already one line naming provider and key; redact anyway
+            secrets = mc.secrets if mc is not None else set()
+            raise StorageError(f"partition {partition}: {redact(str(e), secrets)}") from None
+        except Exception as e:  # a library error: one redacted line, never the config
+            secrets = mc.secrets if mc is not None else set()
+            raise StorageError(f"partition {partition}: {type(e).__name__}: {redact(one_line(e), secrets)}") from None
+        finally:
+            spool.discard()
+
+    return write
