@@ -12,7 +12,7 @@ from __future__ import annotations
 _EXPORTS = {
     "write_partitions": "writer", "SparkWriteError": "writer",
     "Manifest": "manifest", "ManifestObject": "manifest", "read_manifest": "manifest",
-    "cleanup": "cleanup", "ingest_manifest": "ingest",
+    "cleanup": "removal", "ingest_manifest": "ingest",
 }
 __all__ = sorted(_EXPORTS)
 

@@ -3,7 +3,7 @@
 A run's objects are trusted only through its manifest: written by the driver after every
 partition succeeded and every object was checked against the store, it lists each object's key,
 partition, rows, bytes and MD5 (of the stored bytes, gzip included). A folder without a manifest
-is an unfinished or failed run (see :mod:`.cleanup`).
+is an unfinished or failed run (see :mod:`.removal`).
 """
 
 from __future__ import annotations

@@ -24,7 +24,7 @@ from datetime import datetime, timezone
 
 from ..errors import MLAnalyticsError, StorageError, UsageError, one_line, redact
 from ..keys import object_key
-from .cleanup import delete_keys, remove_run, run_objects
+from .removal import delete_keys, remove_run, run_objects
 from .manifest import MANIFEST_NAME, Manifest, ManifestObject, now
 from .shipping import config_data, open_multicloud
 
