@@ -166,7 +166,9 @@ def test_a_task_failing_after_its_upload_is_retried_onto_the_same_key(spark, tmp
 
 def test_upstream_failure_never_leaves_a_truncated_partition(spark, tmp_path, seaweed):
     """The trap: when a stage upstream fails, PySpark ends the partition function's input cleanly.
-    Here a Python UDF fails halfway through partition 1 on its first attempt."""
+    Here a Python UDF fails 80% into partition 1 on its first attempt, after the JVM has flushed
+    rows to the partition function: with PySpark's own deserializer that attempt sees a clean end
+    after ~80k of its 100k rows (measured) and would upload them."""
     from pyspark.sql.functions import udf
     from pyspark.sql.types import LongType
 
@@ -177,19 +179,28 @@ def test_upstream_failure_never_leaves_a_truncated_partition(spark, tmp_path, se
         from pyspark import TaskContext
 
         ctx = TaskContext.get()
-        if ctx.partitionId() == 1 and ctx.attemptNumber() == 0 and x == 7000:
+        if ctx.partitionId() == 1 and ctx.attemptNumber() == 0 and x == 180_000:
             with open(marker, "a") as fh:
                 fh.write("x")
             raise RuntimeError("upstream stage failed")
         return x * 2
 
-    df = spark.range(0, 20_000, numPartitions=4).withColumn("twice", udf(fail_halfway, LongType())("id"))
-    manifest = write_partitions(df, "trap", config=cfg)
+    seen = str(tmp_path / "attempts")
+
+    def record(partition, attempt, stage):
+        with open(seen, "a") as fh:
+            fh.write(f"{partition} {attempt} {stage}\n")
+
+    df = spark.range(0, 400_000, numPartitions=4).withColumn("twice", udf(fail_halfway, LongType())("id"))
+    manifest = write_partitions(df, "trap", config=cfg, _task_hook=record)
     assert open(marker).read() == "x"
-    assert [o.rows for o in manifest.objects] == [5000] * 4
+    attempts = open(seen).read().splitlines()
+    assert "1 1 uploaded" in attempts
+    assert "1 0 serialized" not in attempts  # the cut-short first attempt was refused before its upload
+    assert [o.rows for o in manifest.objects] == [100_000] * 4
     for section, objects in stored(cfg, manifest.run).items():
         part1 = lines(objects[f"{manifest.run}/part-00001.json"])
-        assert [r["id"] for r in part1] == list(range(5000, 10_000)), section
+        assert [r["id"] for r in part1] == list(range(100_000, 200_000)), section
 
 
 def test_input_without_the_end_mark_is_refused():
