@@ -331,3 +331,18 @@ def test_a_run_without_manifest_cannot_be_ingested(spark, tmp_path, seaweed):
         ingest_manifest(s3.uri(f"half/run-1/{MANIFEST_NAME}"), spec="project_injestion_spec", config=cfg)
     mc.close()
     shutil.rmtree(tmp_path / "druid-tasks", ignore_errors=True)
+
+
+def test_example_job_writes_and_ingests(spark, tmp_path, seaweed, overlord, monkeypatch):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("spark_job", EXAMPLE_DATA.parent / "spark-job" / "job.py")
+    job = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(job)
+    cfg = store_config(tmp_path, ["S3"], seaweed, extra=f"[DRUID]\nbatch_url = {overlord.batch_url}\n")
+    monkeypatch.chdir(tmp_path)  # the task JSON goes to ./druid-tasks
+    manifest, outcome = job.run(spark, str(EXAMPLE_DATA / "sl_projects.json"), "summaries", cfg)
+    expected = job.summarise(spark.read.json(str(EXAMPLE_DATA / "sl_projects.json"))).count()
+    assert manifest.rows == expected > 0 and len(manifest.objects) <= 4
+    assert outcome.status == "SUCCESS" and outcome.rows == outcome.expected_rows == expected
+    assert overlord.submitted[-1]["spec"]["dataSchema"]["dataSource"] == "sl-project-summary"
