@@ -1,7 +1,7 @@
 """Executor side: one partition becomes one newline-delimited JSON object in every store.
 
-Rows arrive from the JVM as UTF-8 JSON frames (``DataFrame.toJSON``, serialized by Spark's own
-JSON writer). :class:`FramedRows` reads them and yields :data:`END` only when the JVM wrote its
+Rows arrive from the JVM as length-prefixed UTF-8 JSON frames (Spark's own JSON generator, see
+:func:`.writer.json_lines`). :class:`FramedRows` reads them and yields :data:`END` only when the JVM wrote its
 end-of-data mark: when a stage upstream fails, PySpark closes the input early and its own
 deserializer ends the iterator as if the partition were complete. A partition whose input did
 not end with the mark is never uploaded; the task fails and its retry writes the key.
