@@ -70,6 +70,37 @@ def report_rows(spark, rows: int, partitions: int):
         "'false' as private_program")
 
 
+class CpuMeter:
+    """CPU seconds spent since the last call, per kind of process under this one (and the store)."""
+
+    def __init__(self, *extra_pids: int):
+        import psutil
+
+        self.psutil, self.extra = psutil, extra_pids
+        self.last: dict[str, float] = {}
+
+    def totals(self) -> dict[str, float]:
+        me = self.psutil.Process()
+        procs = [me, *me.children(recursive=True)] + [self.psutil.Process(p) for p in self.extra]
+        out: dict[str, float] = {}
+        for p in procs:
+            try:
+                t = p.cpu_times()
+                name = p.name()
+            except self.psutil.Error:
+                continue
+            kind = "driver" if p.pid == me.pid else "jvm" if "java" in name else \
+                "store" if "weed" in name else "python workers" if "python" in name else name
+            out[kind] = out.get(kind, 0.0) + t.user + t.system
+        return out
+
+    def delta(self) -> str:
+        now = self.totals()
+        diff = {k: v - self.last.get(k, 0.0) for k, v in now.items()}
+        self.last = now
+        return ", ".join(f"{k} {v:.1f}" for k, v in sorted(diff.items()) if v >= 0.05)
+
+
 def remove_prefix(server, bucket: str, prefix: str) -> None:
     client = server.boto3_client()
     for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
@@ -108,7 +139,7 @@ def main() -> None:
         cfg_path = work / "config.ini"
         cfg_path.write_text(f"[S3]\nendpoint_url = {server.endpoint}\naccess_key = {server.access_key}\n"
                             f"secret_access_key = {server.secret_key}\nregion_name = us-east-1\n"
-                            f"bucket_name = {bucket}\n")
+                            f"bucket_name = {bucket}\nchecksum_algorithm = crc64nvme\n")
         cfg_path.chmod(0o600)
         config = Config.load(cfg_path)
 
@@ -165,6 +196,7 @@ def main() -> None:
         methods = {"write_partitions (this project)": ours, "current path: coalesce(1) + local file + upload": current}
         if not args.no_s3a:
             methods["Spark's own writer to s3a://"] = s3a
+        cpu = CpuMeter()
         times: dict[str, list[float]] = {name: [] for name in methods}
         errors: dict[str, str] = {}
         full, df = df, report_rows(spark, 20_000, args.partitions).persist()  # warm-up: Python workers,
@@ -181,6 +213,7 @@ def main() -> None:
                 if name in errors:
                     continue
                 tag = uuid.uuid4().hex[:8]
+                cpu.delta()
                 t0 = time.monotonic()
                 try:
                     prefix = run(tag)
@@ -188,7 +221,7 @@ def main() -> None:
                     errors[name] = " ".join(str(e).split())[:600]
                     continue
                 times[name].append(time.monotonic() - t0)
-                print(f"  rep {rep + 1}: {name}: {times[name][-1]:.2f} s", flush=True)
+                print(f"  rep {rep + 1}: {name}: {times[name][-1]:.2f} s; CPU s {cpu.delta()}", flush=True)
                 remove_prefix(server, bucket, prefix)
         base = statistics.median(times[next(iter(methods))])
         print(f"\n{args.size_mib} MiB of report rows, {args.partitions} partitions, {args.master}, SeaweedFS on loopback; "

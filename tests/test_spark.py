@@ -209,7 +209,7 @@ def test_input_without_the_end_mark_is_refused():
     rows = [b'{"a":1}', b'{"a":2}']
     framed = b"".join(struct.pack("!i", len(r)) + r for r in rows)
     complete = list(FramedRows().load_stream(io.BytesIO(framed + struct.pack("!i", -1))))
-    assert complete == rows + [END]
+    assert complete == [(b'{"a":1}\n{"a":2}\n', 2), END]
     for cut in (framed, framed[:-3], framed + b"\x00\x00"):
         got = list(FramedRows().load_stream(io.BytesIO(cut)))
         assert END not in got
@@ -217,6 +217,11 @@ def test_input_without_the_end_mark_is_refused():
             serialize(iter(got), Spool(), gzip_level=None)
     spool = Spool()
     assert serialize(iter(complete), spool, gzip_level=None) == 2 and spool.finish() == b'{"a":1}\n{"a":2}\n'
+    big = [b"x" * 1000] * 3000  # several blocks: rows and bytes add up across them
+    framed = b"".join(struct.pack("!i", len(r)) + r for r in big) + struct.pack("!i", -1)
+    spool = Spool()
+    assert serialize(FramedRows().load_stream(io.BytesIO(framed)), spool, gzip_level=None) == 3000
+    assert spool.size == 3000 * 1001 and spool.md5.hexdigest() == hashlib.md5((b"x" * 1000 + b"\n") * 3000).hexdigest()
 
 
 def test_a_run_that_fails_for_good_leaves_nothing(spark, tmp_path, seaweed, azurite):

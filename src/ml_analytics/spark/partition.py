@@ -31,7 +31,7 @@ from ..transfer import SMALL_FILE
 from .shipping import executor_multicloud
 
 IN_MEMORY = SMALL_FILE  # larger partitions spill to the executor's local disk
-BATCH = 1 << 20  # join rows into ~1 MiB blocks before hashing / compressing
+BATCH = 1 << 20  # rows are joined into ~1 MiB blocks before hashing / compressing
 
 
 class _End:
@@ -43,25 +43,38 @@ END = _End()
 
 
 class FramedRows(Serializer):
-    """Reads ``[length][utf-8 bytes]`` frames as bytes; yields END only after the JVM's end mark."""
+    """Reads ``[length][utf-8 bytes]`` frames into blocks of newline-delimited rows.
 
-    def load_stream(self, stream) -> Iterator[bytes | _End]:
+    Yields ``(block, rows)`` pairs of about :data:`BATCH` bytes (so the partition function does no
+    per-row work), then END only after the JVM's end-of-data mark. A cut-short stream yields no
+    END, and the rows after the last full block are dropped.
+    """
+
+    def load_stream(self, stream) -> Iterator[tuple[bytes, int] | _End]:
         read = stream.read
         unpack = struct.Struct("!i").unpack
+        block: list[bytes] = []
+        held = 0
         while True:
             head = read(4)
             if len(head) < 4:
                 return  # the stream was cut: no END
             (n,) = unpack(head)
-            if n == SpecialLengths.END_OF_DATA_SECTION:
-                yield END
-                return
-            if n < 0:  # NULL or another marker: not a row of toJSON's output
-                continue
+            if n < 0:
+                if n == SpecialLengths.END_OF_DATA_SECTION:
+                    if block:
+                        yield b"\n".join(block) + b"\n", len(block)
+                    yield END
+                    return
+                continue  # NULL or another marker: not a row
             row = read(n)
             if len(row) < n:
                 return
-            yield row
+            block.append(row)
+            held += n
+            if held >= BATCH:
+                yield b"\n".join(block) + b"\n", len(block)
+                block, held = [], 0
 
     def dumps(self, obj):  # only ever used to read; satisfy the Serializer interface
         raise NotImplementedError
@@ -124,33 +137,19 @@ def local_folder() -> str | None:
     return dirs[0] if dirs else None
 
 
-def serialize(rows: Iterable, spool: Spool, *, gzip_level: int | None) -> int:
-    """Write rows as NDJSON into ``spool``; return the row count. Raises TruncatedInput without END."""
+def serialize(blocks: Iterable, spool: Spool, *, gzip_level: int | None) -> int:
+    """Write FramedRows' blocks into ``spool`` (gzip if asked); return the row count.
+    Raises TruncatedInput when the input did not end with END."""
     packer = zlib.compressobj(gzip_level, zlib.DEFLATED, 31) if gzip_level is not None else None
     count = 0
-    batch: list[bytes] = []
-    held = 0
-    ended = False
-
-    def flush() -> None:
-        block = b"\n".join(batch) + b"\n"
-        spool.write(packer.compress(block) if packer else block)
-        batch.clear()
-
-    for row in rows:
-        if row is END:
-            ended = True
+    for item in blocks:
+        if item is END:
             break
-        batch.append(row)
-        held += len(row)
-        count += 1
-        if held >= BATCH:
-            flush()
-            held = 0
-    if not ended:
+        block, rows = item
+        spool.write(packer.compress(block) if packer else block)
+        count += rows
+    else:
         raise TruncatedInput("the partition's input ended early (an upstream stage failed); nothing uploaded")
-    if batch:
-        flush()
     if packer and count:
         spool.write(packer.flush())
     return count
