@@ -7,11 +7,13 @@ deserializer ends the iterator as if the partition were complete. A partition wh
 not end with the mark is never uploaded; the task fails and its retry writes the key.
 
 The partition is serialized once (optionally gzip), with its MD5, size and row count computed in
-the same pass. Up to :data:`IN_MEMORY` bytes it stays in memory and is sent with ``put_bytes``;
-beyond that it spills to a file in the executor's local folder (``SPARK_LOCAL_DIRS``) and is sent
-with ``put_file`` (multipart, bounded buffers), so memory stays bounded however large a
-partition is. Every provider gets the object through its own ``put_bytes``/``put_file``: the same
-retry policy and server-checked checksums as the CLI.
+the same pass (:class:`Encoded`). Up to :data:`IN_MEMORY` bytes it stays in memory and goes to
+every store in one ``put_bytes``. A larger partition streams: the first S3-family store receives
+it as a multipart upload while it is being serialized (parts go up as they fill, through that
+provider's own store object: its retry policy and per-part checksums; a stream that ends
+truncated raises inside the upload, which obstore aborts), and for the other stores it spills to
+a file in the executor's local folder (``SPARK_LOCAL_DIRS``) sent with their ``put_file``.
+Memory stays bounded however large a partition is.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import os
 import struct
 import tempfile
 import threading
+import time
 import zlib
 from collections.abc import Callable, Iterable, Iterator
 
@@ -91,11 +94,11 @@ class TruncatedInput(MLAnalyticsError):
 
 
 class Spool:
-    """Bytes of one object: in memory up to ``limit``, then in a file under ``folder``; MD5 and size kept."""
+    """An object's bytes kept for the stores that upload after serialization: in memory up to
+    ``limit``, then in a file under ``folder`` (the executor's local disk)."""
 
     def __init__(self, limit: int = IN_MEMORY, folder: str | None = None):
         self.limit, self.folder = limit, folder
-        self.md5 = hashlib.md5()
         self.size = 0
         self.blocks: list[bytes] | None = []
         self.file = None
@@ -103,7 +106,6 @@ class Spool:
     def write(self, data: bytes) -> None:
         if not data:
             return
-        self.md5.update(data)
         self.size += len(data)
         if self.file is None and self.size > self.limit:
             self.file = tempfile.NamedTemporaryFile(prefix="ml-analytics-part-", dir=self.folder, delete=False)
@@ -137,22 +139,72 @@ def local_folder() -> str | None:
     return dirs[0] if dirs else None
 
 
+class Encoded:
+    """The object's bytes as they are produced from FramedRows' blocks (gzip if asked), with the
+    MD5, size and row count kept in the same pass. Iterating raises TruncatedInput at the end
+    when the input did not end with END, so a multipart upload fed from it is aborted."""
+
+    def __init__(self, blocks: Iterable, *, gzip_level: int | None):
+        self.blocks = iter(blocks)
+        self.packer = zlib.compressobj(gzip_level, zlib.DEFLATED, 31) if gzip_level is not None else None
+        self.md5 = hashlib.md5()
+        self.size = 0
+        self.rows = 0
+        self.ended = False
+
+    def _out(self, data: bytes) -> bytes:
+        self.md5.update(data)
+        self.size += len(data)
+        return data
+
+    def __iter__(self) -> Iterator[bytes]:
+        for item in self.blocks:
+            if item is END:
+                self.ended = True
+                break
+            block, rows = item
+            self.rows += rows
+            data = self.packer.compress(block) if self.packer else block
+            if data:
+                yield self._out(data)
+        if not self.ended:
+            raise TruncatedInput("the partition's input ended early (an upstream stage failed); nothing uploaded")
+        if self.packer and self.rows:
+            yield self._out(self.packer.flush())
+
+
 def serialize(blocks: Iterable, spool: Spool, *, gzip_level: int | None) -> int:
-    """Write FramedRows' blocks into ``spool`` (gzip if asked); return the row count.
-    Raises TruncatedInput when the input did not end with END."""
-    packer = zlib.compressobj(gzip_level, zlib.DEFLATED, 31) if gzip_level is not None else None
-    count = 0
-    for item in blocks:
-        if item is END:
-            break
-        block, rows = item
-        spool.write(packer.compress(block) if packer else block)
-        count += rows
-    else:
-        raise TruncatedInput("the partition's input ended early (an upstream stage failed); nothing uploaded")
-    if packer and count:
-        spool.write(packer.flush())
-    return count
+    """Write FramedRows' blocks into ``spool``; return the row count (TruncatedInput without END)."""
+    encoded = Encoded(blocks, gzip_level=gzip_level)
+    for data in encoded:
+        spool.write(data)
+    return encoded.rows
+
+
+def streams(provider) -> bool:
+    """S3-family stores take the object as a multipart stream while it is being produced."""
+    from ..cloud_storage.s3 import S3
+
+    return isinstance(provider, S3)
+
+
+def stream_to_s3(provider, key: str, chunks: Iterator[bytes]) -> None:
+    """Multipart upload fed while the partition is serialized, through the provider's own store
+    (its retry policy and per-part checksums); aborted by obstore if ``chunks`` raises."""
+    import obstore as obs
+
+    started = time.time()
+    provider._sweeper_job()
+    try:
+        obs.put(provider.store, key, chunks, chunk_size=provider.part_size,
+                max_concurrency=provider.part_concurrency)
+    except Exception as e:
+        cause = e
+        while cause is not None and not isinstance(cause, MLAnalyticsError):
+            cause = cause.__cause__ or cause.__context__
+        raise cause if cause is not None else provider._error(e, key, writing=True) from None
+    finally:
+        provider.sweep_orphans(key, started)
 
 
 def upload_everywhere(providers: dict, key: str, payload: bytes | str, md5: str) -> list:
@@ -191,26 +243,62 @@ def partition_writer(data: dict, run_prefix: str, suffix: str, gzip_level: int |
     It returns one result per provider: partition, key, uri, bytes, md5, rows.
     """
 
-    def write(rows):
+    def write(blocks):
         from pyspark import TaskContext
 
         ctx = TaskContext.get()
         partition, attempt = ctx.partitionId(), ctx.attemptNumber()
         key = f"{run_prefix}/part-{partition:05d}{suffix}"
-        mc = None
-        spool = Spool(folder=local_folder())
+        mc = spool = None
         try:
-            count = serialize(rows, spool, gzip_level=gzip_level)
-            if hook:
-                hook(partition, attempt, "serialized")
-            if count == 0:
-                return []
-            mc = executor_multicloud(data)
-            stored = upload_everywhere(mc.providers(), key, spool.finish(), spool.md5.hexdigest())
+            encoded = Encoded(blocks, gzip_level=gzip_level)
+            chunks = iter(encoded)
+            head: list[bytes] = []  # the first IN_MEMORY bytes decide: one PUT per store, or a stream
+            held = 0
+            for chunk in chunks:
+                head.append(chunk)
+                held += len(chunk)
+                if held > IN_MEMORY:
+                    break
+            if held <= IN_MEMORY:  # the whole partition, serialized
+                if hook:
+                    hook(partition, attempt, "serialized")
+                if encoded.rows == 0:
+                    return []
+                mc = executor_multicloud(data)
+                upload_everywhere(mc.providers(), key, b"".join(head), encoded.md5.hexdigest())
+            else:
+                mc = executor_multicloud(data)
+                providers = mc.providers()
+                streamer = next((s for s, p in providers.items() if streams(p)), None)
+                rest = {s: p for s, p in providers.items() if s != streamer}
+                if rest:
+                    spool = Spool(folder=local_folder())
+                    for chunk in head:
+                        spool.write(chunk)
+
+                def feed():
+                    yield from head
+                    for chunk in chunks:
+                        if spool is not None:
+                            spool.write(chunk)
+                        yield chunk
+
+                if streamer is not None:  # uploads parts while the rest of the partition is serialized
+                    stream_to_s3(providers[streamer], key, feed())
+                else:
+                    for _ in feed():
+                        pass
+                head.clear()
+                if hook:
+                    hook(partition, attempt, "serialized")
+                if rest:
+                    upload_everywhere(rest, key, spool.finish(), encoded.md5.hexdigest())
             if hook:
                 hook(partition, attempt, "uploaded")
-            return [{"partition": partition, "provider": s.provider, "key": s.key, "uri": s.uri, "bytes": spool.size,
-                     "md5": spool.md5.hexdigest(), "rows": count, "attempt": attempt} for s in stored]
+            return [{"partition": partition, "provider": s, "key": key, "uri": p.uri(key), "bytes": encoded.size,
+                     "md5": encoded.md5.hexdigest(), "rows": encoded.rows, "attempt": attempt}
+                    for s, p in mc.providers().items()]
         except TruncatedInput:
             raise
         except MLAnalyticsError as e:  # already one line naming provider and key; redact anyway
@@ -220,6 +308,7 @@ def partition_writer(data: dict, run_prefix: str, suffix: str, gzip_level: int |
             secrets = mc.secrets if mc is not None else set()
             raise StorageError(f"partition {partition}: {type(e).__name__}: {redact(one_line(e), secrets)}") from None
         finally:
-            spool.discard()
+            if spool is not None:
+                spool.discard()
 
     return write

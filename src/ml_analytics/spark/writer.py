@@ -22,7 +22,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 
-from ..errors import MLAnalyticsError, StorageError, UsageError, one_line, redact
+from ..errors import StorageError, UsageError, one_line, redact
 from ..keys import object_key
 from .removal import delete_keys, remove_run, run_objects
 from .manifest import MANIFEST_NAME, Manifest, ManifestObject, now
@@ -55,6 +55,8 @@ def write_partitions(df, prefix: str, *, config=None, sections=None, compression
 
     from .partition import FramedRows, partition_writer
 
+    if not hasattr(df, "_jdf"):
+        raise UsageError("write_partitions needs a classic PySpark DataFrame (Spark Connect is not supported)")
     if compression not in COMPRESSIONS:
         raise UsageError(f"compression must be None or 'gzip', got {compression!r}")
     if not 0 <= compresslevel <= 9:
@@ -74,9 +76,11 @@ def write_partitions(df, prefix: str, *, config=None, sections=None, compression
         sc.setJobGroup(group, f"ml-analytics write_partitions {run}", interruptOnCancel=True)
         try:
             results = written.collect()
-        except Exception as e:
-            reason = redact(_spark_reason(e), mc.secrets)
+        except BaseException as e:  # the job failed, or the caller was interrupted: leave nothing behind
             _stop_and_remove(sc, group, providers, run)
+            if not isinstance(e, Exception):
+                raise
+            reason = redact(_spark_reason(e), mc.secrets)
             raise SparkWriteError(f"write_partitions {run}: the Spark job failed ({reason}); "
                                   "its objects were removed, no manifest written") from None
         finally:
