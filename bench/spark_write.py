@@ -11,6 +11,11 @@ SeaweedFS on loopback, median of ``--reps`` (3) interleaved repetitions:
   Hadoop version and its AWS SDK bundle (Maven Central through ``spark.jars.packages``, or
   ``--jars DIR`` holding the two jars), default FileOutputCommitter.
 
+By default the rows are cached before timing, so only the writing is timed. ``--computed`` leaves
+them uncached, as in a job where the report is computed while it is written: there ``coalesce(1)``
+also pulls the computation into one task. The store runs on the same 2 cores as Spark, so every
+method is CPU-bound; CPU seconds per kind of process are printed for each run.
+
     pip install -e '.[aws,spark,test]'
     python bench/spark_write.py                   # the full run
     python bench/spark_write.py --size-mib 128 --reps 1
@@ -119,6 +124,9 @@ def main() -> None:
     ap.add_argument("--jars", default=None, help="folder with hadoop-aws-*.jar and aws-java-sdk-bundle-*.jar "
                                                  "(default: fetch them through spark.jars.packages)")
     ap.add_argument("--no-s3a", action="store_true")
+    ap.add_argument("--computed", action="store_true",
+                    help="do not cache the rows: each method computes them as it writes, as a job does "
+                         "(then coalesce(1) computes everything in one task)")
     ap.add_argument("--work", default=None, help="scratch folder (default: a temporary one)")
     args = ap.parse_args()
 
@@ -166,11 +174,14 @@ def main() -> None:
 
         sample = report_rows(spark, 10_000, 1).toJSON().map(lambda s: len(s.encode()) + 1).mean()
         rows = int(args.size_mib * MiB / sample)
-        df = report_rows(spark, rows, args.partitions).persist(StorageLevel.MEMORY_AND_DISK)
+        df = report_rows(spark, rows, args.partitions)
         started = time.monotonic()
+        if not args.computed:
+            df = df.persist(StorageLevel.MEMORY_AND_DISK)
         assert df.count() == rows
         print(f"data: {rows} rows x {sample:.0f} B = {rows * sample / MiB:.0f} MiB of JSON in {args.partitions} "
-              f"partitions, cached in {time.monotonic() - started:.1f} s; pyspark's Hadoop {hv}; master {args.master}")
+              f"partitions, {'computed by each method' if args.computed else 'cached'} "
+              f"({time.monotonic() - started:.1f} s); pyspark's Hadoop {hv}; master {args.master}")
 
         def ours(rep):
             manifest = write_partitions(df, f"ours/{rep}", config=config)
@@ -224,7 +235,8 @@ def main() -> None:
                 print(f"  rep {rep + 1}: {name}: {times[name][-1]:.2f} s; CPU s {cpu.delta()}", flush=True)
                 remove_prefix(server, bucket, prefix)
         base = statistics.median(times[next(iter(methods))])
-        print(f"\n{args.size_mib} MiB of report rows, {args.partitions} partitions, {args.master}, SeaweedFS on loopback; "
+        print(f"\n{args.size_mib} MiB of report rows ({'computed' if args.computed else 'cached'}), "
+              f"{args.partitions} partitions, {args.master}, SeaweedFS on loopback; "
               f"median of {args.reps}; ratio = method / write_partitions\n")
         print("| method | seconds | MiB/s | ratio |\n|---|---|---|---|")
         for name, ts in times.items():
