@@ -282,6 +282,29 @@ def _broken_s3(tmp_path):
     return str(p)
 
 
+def test_commit_checks_every_object_against_the_store_and_drops_strays(tmp_path, seaweed):
+    from ml_analytics.spark.writer import commit
+
+    cfg = store_config(tmp_path, ["S3", "LOCAL"], seaweed)
+    mc = open_multicloud(cfg)
+    providers = mc.providers()
+    body = b'{"a":1}\n{"a":2}\n'
+    for p in providers.values():
+        p.put_bytes(body, "c/run/part-00000.json")
+        p.put_bytes(b'{"a":1}\n', "c/run/part-00001.json")  # a leftover no successful attempt reported
+    result = {"partition": 0, "key": "c/run/part-00000.json", "bytes": len(body), "md5": hashlib.md5(body).hexdigest(),
+              "rows": 2}
+    short = dict(result, bytes=len(body) + 5)  # what a later, truncated write would leave: sizes differ
+    with pytest.raises(SparkWriteError, match="holds 16 bytes, its task wrote 21"):
+        commit(providers, "c/run", "run", [dict(short, provider=s) for s in providers], None)
+    assert all(p.stat(f"c/run/{MANIFEST_NAME}") is None for p in providers.values())
+    manifest = commit(providers, "c/run", "run", [dict(result, provider=s) for s in providers], None)
+    assert manifest.rows == 2
+    for section, objects in stored(cfg, "c/run").items():
+        assert sorted(objects) == ["c/run/_manifest.json", "c/run/part-00000.json"], section
+    mc.close()
+
+
 # -- cleanup ------------------------------------------------------------------------------------
 def test_cleanup_removes_an_unfinished_run_and_refuses_a_committed_one(spark, tmp_path, seaweed, cli):
     cfg = store_config(tmp_path, ["S3", "LOCAL"], seaweed)
