@@ -410,7 +410,8 @@ def providers(ctx, json_mode):
 # -- entry point -------------------------------------------------------------------------------------
 def _register_optional_commands() -> None:
     """Commands that live in other modules (Druid, init) attach themselves here."""
-    for module in ("ml_analytics.druid.commands", "ml_analytics.scaffold", "ml_analytics.compat.commands"):
+    for module in ("ml_analytics.druid.commands", "ml_analytics.scaffold", "ml_analytics.compat.commands",
+                   "ml_analytics.spark.commands"):
         try:
             __import__(module)
         except ImportError:

@@ -59,7 +59,7 @@ def _say_status(output: Output, json_mode: bool):
 
 
 def _hand_off(ctx, mc, output, provider, keys, local_files, *, spec_name, append, wait, timeout, input_source,
-              spec_out, no_verify_rows, json_mode):
+              spec_out, no_verify_rows, json_mode, expected_rows=None):
     from .handoff import DruidSettings, build_task, count_ndjson_rows, hand_off
     from .spec import load_spec
 
@@ -68,7 +68,7 @@ def _hand_off(ctx, mc, output, provider, keys, local_files, *, spec_name, append
     spec, label = load_spec(spec_name, mc.config)
     task = build_task(spec, provider, keys, append=append, azure_input_source=settings.azure_input_source,
                       input_source=input_source, label=label)
-    expected = count_ndjson_rows(local_files) if local_files else None
+    expected = expected_rows if expected_rows is not None else count_ndjson_rows(local_files) if local_files else None
     return hand_off(task, settings, mc.retry, spec_out=spec_out, wait=wait,
                     timeout=timeout, verify_rows=not no_verify_rows, expected_rows=expected,
                     on_update=_say_status(output, json_mode))
@@ -170,19 +170,24 @@ def push(ctx, paths, prefix, to, spec_name, ingest_from, append, wait, timeout, 
 
 
 @cli.command()
-@click.option("--uri", "uris", multiple=True, required=True, help="An object already in storage (repeatable).")
+@click.option("--uri", "uris", multiple=True, help="An object already in storage (repeatable).")
+@click.option("--manifest", metavar="URI", help="A write_partitions run's _manifest.json: exactly its objects and rows.")
 @_options
 @click.pass_context
-def ingest(ctx, uris, spec_name, ingest_from, append, wait, timeout, input_source, spec_out, no_verify_rows,
+def ingest(ctx, uris, manifest, spec_name, ingest_from, append, wait, timeout, input_source, spec_out, no_verify_rows,
            json_mode, config_path):
     """Submit a Druid task for objects already in storage."""
     output = _output(ctx, json_mode)
     timeout = _timeout(timeout)
     mc = _load_multicloud(config_path, [ingest_from] if ingest_from else None, output)
     with mc:
-        provider = keys = None
+        provider = keys = expected = None
         providers = mc.providers()
-        for section, candidate in providers.items():
+        if manifest or not uris:
+            from ..spark.ingest import manifest_inputs
+
+            provider, keys, expected = manifest_inputs(manifest, mc, uris)
+        for section, candidate in providers.items() if provider is None else ():
             found = [candidate.key_for_uri(u) for u in uris]
             if all(found):
                 provider, keys = candidate, found
@@ -195,7 +200,7 @@ def ingest(ctx, uris, spec_name, ingest_from, append, wait, timeout, input_sourc
                              + ", ".join(p.uri_prefix() for p in providers.values()))
         outcome = _hand_off(ctx, mc, output, provider, keys, [], spec_name=spec_name, append=append, wait=wait,
                             timeout=timeout, input_source=input_source, spec_out=spec_out,
-                            no_verify_rows=no_verify_rows, json_mode=json_mode)
+                            no_verify_rows=no_verify_rows, json_mode=json_mode, expected_rows=expected)
         _report(ctx, output, json_mode, {}, outcome)
 
 

@@ -1,0 +1,314 @@
+"""Executor side: one partition becomes one newline-delimited JSON object in every store.
+
+Rows arrive from the JVM as length-prefixed UTF-8 JSON frames (Spark's own JSON generator, see
+:func:`.writer.json_lines`). :class:`FramedRows` reads them and yields :data:`END` only when the JVM wrote its
+end-of-data mark: when a stage upstream fails, PySpark closes the input early and its own
+deserializer ends the iterator as if the partition were complete. A partition whose input did
+not end with the mark is never uploaded; the task fails and its retry writes the key.
+
+The partition is serialized once (optionally gzip), with its MD5, size and row count computed in
+the same pass (:class:`Encoded`). Up to :data:`IN_MEMORY` bytes it stays in memory and goes to
+every store in one ``put_bytes``. A larger partition streams: the first S3-family store receives
+it as a multipart upload while it is being serialized (parts go up as they fill, through that
+provider's own store object: its retry policy and per-part checksums; a stream that ends
+truncated raises inside the upload, which obstore aborts), and for the other stores it spills to
+a file in the executor's local folder (``SPARK_LOCAL_DIRS``) sent with their ``put_file``.
+Memory stays bounded however large a partition is.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import struct
+import tempfile
+import threading
+import time
+import zlib
+from collections.abc import Callable, Iterable, Iterator
+
+from pyspark.serializers import Serializer, SpecialLengths
+
+from ..errors import MLAnalyticsError, StorageError, one_line, redact
+from ..transfer import SMALL_FILE
+from .shipping import executor_multicloud
+
+IN_MEMORY = SMALL_FILE  # larger partitions spill to the executor's local disk
+BATCH = 1 << 20  # rows are joined into ~1 MiB blocks before hashing / compressing
+
+
+class _End:
+    def __repr__(self) -> str:
+        return "END"
+
+
+END = _End()
+
+
+class FramedRows(Serializer):
+    """Reads ``[length][utf-8 bytes]`` frames into blocks of newline-delimited rows.
+
+    Yields ``(block, rows)`` pairs of about :data:`BATCH` bytes (so the partition function does no
+    per-row work), then END only after the JVM's end-of-data mark. A cut-short stream yields no
+    END, and the rows after the last full block are dropped.
+    """
+
+    def load_stream(self, stream) -> Iterator[tuple[bytes, int] | _End]:
+        read = stream.read
+        unpack = struct.Struct("!i").unpack
+        block: list[bytes] = []
+        held = 0
+        while True:
+            head = read(4)
+            if len(head) < 4:
+                return  # the stream was cut: no END
+            (n,) = unpack(head)
+            if n < 0:
+                if n == SpecialLengths.END_OF_DATA_SECTION:
+                    if block:
+                        yield b"\n".join(block) + b"\n", len(block)
+                    yield END
+                    return
+                continue  # NULL or another marker: not a row
+            row = read(n)
+            if len(row) < n:
+                return
+            block.append(row)
+            held += n
+            if held >= BATCH:
+                yield b"\n".join(block) + b"\n", len(block)
+                block, held = [], 0
+
+    def dumps(self, obj):  # only ever used to read; satisfy the Serializer interface
+        raise NotImplementedError
+
+    def loads(self, obj):
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return "FramedRows()"
+
+
+class TruncatedInput(MLAnalyticsError):
+    """The partition's input ended without the JVM's end-of-data mark (an upstream failure)."""
+
+
+class Spool:
+    """An object's bytes kept for the stores that upload after serialization: in memory up to
+    ``limit``, then in a file under ``folder`` (the executor's local disk)."""
+
+    def __init__(self, limit: int = IN_MEMORY, folder: str | None = None):
+        self.limit, self.folder = limit, folder
+        self.size = 0
+        self.blocks: list[bytes] | None = []
+        self.file = None
+
+    def write(self, data: bytes) -> None:
+        if not data:
+            return
+        self.size += len(data)
+        if self.file is None and self.size > self.limit:
+            self.file = tempfile.NamedTemporaryFile(prefix="ml-analytics-part-", dir=self.folder, delete=False)
+            for block in self.blocks:
+                self.file.write(block)
+            self.blocks = None
+        if self.file is None:
+            self.blocks.append(data)
+        else:
+            self.file.write(data)
+
+    def finish(self) -> bytes | str:
+        """The bytes (small) or the spill file's path (large)."""
+        if self.file is None:
+            return b"".join(self.blocks)
+        self.file.close()
+        return self.file.name
+
+    def discard(self) -> None:
+        if self.file is not None:
+            self.file.close()
+            try:
+                os.unlink(self.file.name)
+            except OSError:
+                pass
+
+
+def local_folder() -> str | None:
+    """The executor's scratch folder (Spark sets SPARK_LOCAL_DIRS for Python workers)."""
+    dirs = [d for d in os.environ.get("SPARK_LOCAL_DIRS", "").split(",") if d and os.path.isdir(d)]
+    return dirs[0] if dirs else None
+
+
+class Encoded:
+    """The object's bytes as they are produced from FramedRows' blocks (gzip if asked), with the
+    MD5, size and row count kept in the same pass. Iterating raises TruncatedInput at the end
+    when the input did not end with END, so a multipart upload fed from it is aborted."""
+
+    def __init__(self, blocks: Iterable, *, gzip_level: int | None):
+        self.blocks = iter(blocks)
+        self.packer = zlib.compressobj(gzip_level, zlib.DEFLATED, 31) if gzip_level is not None else None
+        self.md5 = hashlib.md5()
+        self.size = 0
+        self.rows = 0
+        self.ended = False
+
+    def _out(self, data: bytes) -> bytes:
+        self.md5.update(data)
+        self.size += len(data)
+        return data
+
+    def __iter__(self) -> Iterator[bytes]:
+        for item in self.blocks:
+            if item is END:
+                self.ended = True
+                break
+            block, rows = item
+            self.rows += rows
+            data = self.packer.compress(block) if self.packer else block
+            if data:
+                yield self._out(data)
+        if not self.ended:
+            raise TruncatedInput("the partition's input ended early (an upstream stage failed); nothing uploaded")
+        if self.packer and self.rows:
+            yield self._out(self.packer.flush())
+
+
+def serialize(blocks: Iterable, spool: Spool, *, gzip_level: int | None) -> int:
+    """Write FramedRows' blocks into ``spool``; return the row count (TruncatedInput without END)."""
+    encoded = Encoded(blocks, gzip_level=gzip_level)
+    for data in encoded:
+        spool.write(data)
+    return encoded.rows
+
+
+def streams(provider) -> bool:
+    """S3-family stores take the object as a multipart stream while it is being produced."""
+    from ..cloud_storage.s3 import S3
+
+    return isinstance(provider, S3)
+
+
+def stream_to_s3(provider, key: str, chunks: Iterator[bytes]) -> None:
+    """Multipart upload fed while the partition is serialized, through the provider's own store
+    (its retry policy and per-part checksums); aborted by obstore if ``chunks`` raises."""
+    import obstore as obs
+
+    started = time.time()
+    provider._sweeper_job()
+    try:
+        obs.put(provider.store, key, chunks, chunk_size=provider.part_size,
+                max_concurrency=provider.part_concurrency)
+    except Exception as e:
+        cause = e
+        while cause is not None and not isinstance(cause, MLAnalyticsError):
+            cause = cause.__cause__ or cause.__context__
+        raise cause if cause is not None else provider._error(e, key, writing=True) from None
+    finally:
+        provider.sweep_orphans(key, started)
+
+
+def upload_everywhere(providers: dict, key: str, payload: bytes | str, md5: str) -> list:
+    """Send one object to every provider (one thread each when several); raise the first failure."""
+    def send(provider):
+        if isinstance(payload, bytes):
+            return provider.put_bytes(payload, key, md5)
+        return provider.put_file(payload, key)
+
+    if len(providers) == 1:
+        return [send(next(iter(providers.values())))]
+    stored: dict[str, object] = {}
+    errors: dict[str, BaseException] = {}
+
+    def lane(section, provider):
+        try:
+            stored[section] = send(provider)
+        except BaseException as e:  # noqa: BLE001 (reported below, after every lane ended)
+            errors[section] = e
+
+    threads = [threading.Thread(target=lane, args=item, name=f"part-{item[0]}") for item in providers.items()]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if errors:
+        raise next(iter(errors.values()))
+    return [stored[s] for s in providers]
+
+
+def partition_writer(data: dict, run_prefix: str, suffix: str, gzip_level: int | None,
+                     hook: Callable[[int, int, str], None] | None = None):
+    """The function each task runs over its partition's rows (``mapPartitions``).
+
+    ``hook(partition, attempt, stage)`` is a test seam called at "serialized" and "uploaded".
+    It returns one result per provider: partition, key, uri, bytes, md5, rows.
+    """
+
+    def write(blocks):
+        from pyspark import TaskContext
+
+        ctx = TaskContext.get()
+        partition, attempt = ctx.partitionId(), ctx.attemptNumber()
+        key = f"{run_prefix}/part-{partition:05d}{suffix}"
+        mc = spool = None
+        try:
+            encoded = Encoded(blocks, gzip_level=gzip_level)
+            chunks = iter(encoded)
+            head: list[bytes] = []  # the first IN_MEMORY bytes decide: one PUT per store, or a stream
+            held = 0
+            for chunk in chunks:
+                head.append(chunk)
+                held += len(chunk)
+                if held > IN_MEMORY:
+                    break
+            if held <= IN_MEMORY:  # the whole partition, serialized
+                if hook:
+                    hook(partition, attempt, "serialized")
+                if encoded.rows == 0:
+                    return []
+                mc = executor_multicloud(data)
+                upload_everywhere(mc.providers(), key, b"".join(head), encoded.md5.hexdigest())
+            else:
+                mc = executor_multicloud(data)
+                providers = mc.providers()
+                streamer = next((s for s, p in providers.items() if streams(p)), None)
+                rest = {s: p for s, p in providers.items() if s != streamer}
+                if rest:
+                    spool = Spool(folder=local_folder())
+                    for chunk in head:
+                        spool.write(chunk)
+
+                def feed():
+                    yield from head
+                    for chunk in chunks:
+                        if spool is not None:
+                            spool.write(chunk)
+                        yield chunk
+
+                if streamer is not None:  # uploads parts while the rest of the partition is serialized
+                    stream_to_s3(providers[streamer], key, feed())
+                else:
+                    for _ in feed():
+                        pass
+                head.clear()
+                if hook:
+                    hook(partition, attempt, "serialized")
+                if rest:
+                    upload_everywhere(rest, key, spool.finish(), encoded.md5.hexdigest())
+            if hook:
+                hook(partition, attempt, "uploaded")
+            return [{"partition": partition, "provider": s, "key": key, "uri": p.uri(key), "bytes": encoded.size,
+                     "md5": encoded.md5.hexdigest(), "rows": encoded.rows, "attempt": attempt}
+                    for s, p in mc.providers().items()]
+        except TruncatedInput:
+            raise
+        except MLAnalyticsError as e:  # already one line naming provider and key; redact anyway
+            secrets = mc.secrets if mc is not None else set()
+            raise StorageError(f"partition {partition}: {redact(str(e), secrets)}") from None
+        except Exception as e:  # a library error: one redacted line, never the config
+            secrets = mc.secrets if mc is not None else set()
+            raise StorageError(f"partition {partition}: {type(e).__name__}: {redact(one_line(e), secrets)}") from None
+        finally:
+            if spool is not None:
+                spool.discard()
+
+    return write

@@ -1,0 +1,396 @@
+"""write_partitions on pyspark local[2,4] (2 cores, up to 4 attempts per task) against the real
+local servers: SeaweedFS (S3), Azurite, fake-gcs-server and a LOCAL folder.
+
+Spark starts once for this module. Executors are Python workers of the same interpreter, so a
+hook or UDF defined inside a test runs there (cloudpickle sends it by value).
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import json
+import os
+import shutil
+import sys
+
+import pytest
+from conftest import EXAMPLE_DATA, fresh_name
+
+pyspark = pytest.importorskip("pyspark")
+
+from ml_analytics.errors import UsageError  # noqa: E402
+from ml_analytics.spark import SparkWriteError, cleanup, ingest_manifest, read_manifest, write_partitions  # noqa: E402
+from ml_analytics.spark.manifest import MANIFEST_NAME, read_object  # noqa: E402
+from ml_analytics.spark.partition import END, FramedRows, Spool, TruncatedInput, serialize  # noqa: E402
+from ml_analytics.spark.shipping import open_multicloud  # noqa: E402
+from ml_analytics.testing.servers import AZURITE_ACCOUNT, AZURITE_KEY  # noqa: E402
+
+SPEC = json.loads((EXAMPLE_DATA.parent / "specs" / "sl-project.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def spark():
+    os.environ["PYSPARK_PYTHON"] = sys.executable  # executors: this venv's interpreter
+    if not os.environ.get("JAVA_HOME") and os.path.isdir("/usr/lib/jvm/java-17-openjdk-amd64"):
+        os.environ["JAVA_HOME"] = "/usr/lib/jvm/java-17-openjdk-amd64"
+    from pyspark.sql import SparkSession
+
+    session = (SparkSession.builder.master("local[2,4]").appName("ml-analytics-tests")
+               .config("spark.ui.enabled", "false").config("spark.ui.showConsoleProgress", "false").config("spark.sql.shuffle.partitions", "4")
+               .config("spark.driver.memory", "1g").getOrCreate())
+    session.sparkContext.setLogLevel("ERROR")
+    yield session
+    session.stop()
+
+
+def store_config(tmp_path, sections, seaweed=None, azurite=None, fake_gcs=None, extra="") -> str:
+    text = "[COMMON]\nmax_retries = 2\n"
+    if "LOCAL" in sections:
+        text += f"[LOCAL]\nroot = {tmp_path / 'store'}\n"
+    if "S3" in sections:
+        bucket = seaweed.create_bucket(fresh_name("spark"))
+        text += (f"[S3]\nendpoint_url = {seaweed.endpoint}\naccess_key = {seaweed.access_key}\n"
+                 f"secret_access_key = {seaweed.secret_key}\nregion_name = us-east-1\nbucket_name = {bucket}\n")
+    if "AZURE" in sections:
+        container = azurite.create_container(fresh_name("az"))
+        text += (f"[AZURE]\naccount_name = {AZURITE_ACCOUNT}\ncontainer_name = {container}\n"
+                 f"account_key = {AZURITE_KEY}\nendpoint_url = {azurite.endpoint}\n")
+    if "GCP" in sections:
+        bucket = fake_gcs.create_bucket(fresh_name("gcs"))
+        text += f"[GCP]\nbucket_name = {bucket}\nendpoint_url = {fake_gcs.endpoint}\n"
+    path = tmp_path / "config.ini"
+    path.write_text(text + extra)
+    path.chmod(0o600)
+    return str(path)
+
+
+def stored(config, key_prefix):
+    """{section: {key: bytes}} of every object under a folder, read back through each store."""
+    mc = open_multicloud(config)
+    try:
+        return {s: {i.key: read_object(p, i.key) for i in p.list(key_prefix)} for s, p in mc.providers().items()}
+    finally:
+        mc.close()
+
+
+def lines(blob: bytes) -> list[dict]:
+    return [json.loads(line) for line in blob.splitlines() if line.strip()]
+
+
+def numbers(spark, n=1200, partitions=6, empty=(3,)):
+    """``partitions`` ranges of ids, those in ``empty`` filtered away (an empty partition)."""
+    per = n // partitions
+    keep = " and ".join(f"not (id >= {p * per} and id < {(p + 1) * per})" for p in empty) or "true"
+    return spark.range(0, n, numPartitions=partitions).selectExpr(
+        "id", "concat('school-', cast(id % 97 as string)) as school_name", "id * 1.5 as score").where(keep)
+
+
+# -- the write ----------------------------------------------------------------------------------
+def test_every_store_gets_one_object_per_partition_and_a_manifest(spark, tmp_path, seaweed, azurite, fake_gcs):
+    cfg = store_config(tmp_path, ["LOCAL", "S3", "AZURE", "GCP"], seaweed, azurite, fake_gcs)
+    df = numbers(spark, partitions=6, empty=(3,))
+    manifest = write_partitions(df, "reports/daily", config=cfg)
+
+    assert manifest.rows == df.count() == 1000
+    assert [o.partition for o in manifest.objects] == [0, 1, 2, 4, 5]  # the empty partition wrote nothing
+    assert all(o.key == f"{manifest.run}/part-{o.partition:05d}.json" for o in manifest.objects)
+    assert set(manifest.uris) == {"LOCAL", "S3", "AZURE", "GCP"}
+    every = stored(cfg, manifest.run)
+    for section, objects in every.items():
+        assert sorted(objects) == sorted(manifest.keys + [manifest.key]), section
+        for o in manifest.objects:
+            body = objects[o.key]
+            assert len(body) == o.bytes and hashlib.md5(body).hexdigest() == o.md5, (section, o.key)
+            assert len(lines(body)) == o.rows
+        assert json.loads(objects[manifest.key])["rows"] == 1000
+    ids = sorted(r["id"] for o in manifest.objects for r in lines(every["S3"][o.key]))
+    assert ids == sorted(r.id for r in df.select("id").collect())
+    # The manifest reads back from any store's URI and from a local path
+    for uri in manifest.uris.values():
+        again = read_manifest(uri, config=cfg)
+        assert again.objects == manifest.objects and again.rows == 1000
+
+
+def test_gzip_objects(spark, tmp_path, seaweed):
+    cfg = store_config(tmp_path, ["S3"], seaweed)
+    df = numbers(spark, n=900, partitions=3, empty=())
+    manifest = write_partitions(df, "gz", config=cfg, compression="gzip")
+    objects = stored(cfg, manifest.run)["S3"]
+    assert all(k.endswith(".json.gz") for k in manifest.keys) and manifest.compression == "gzip"
+    for o in manifest.objects:
+        body = objects[o.key]
+        assert hashlib.md5(body).hexdigest() == o.md5 and len(body) == o.bytes
+        assert len(lines(gzip.decompress(body))) == o.rows
+    assert manifest.rows == 900
+
+
+def test_empty_dataframe_commits_an_empty_manifest(spark, tmp_path):
+    cfg = store_config(tmp_path, ["LOCAL"])
+    manifest = write_partitions(numbers(spark, n=100, partitions=2, empty=(0, 1)), "empty", config=cfg)
+    assert manifest.objects == [] and manifest.rows == 0
+    assert list(stored(cfg, manifest.run)["LOCAL"]) == [manifest.key]
+
+
+def test_large_partition_spills_and_uploads_multipart(spark, tmp_path, seaweed):
+    """A partition above the in-memory limit (8 MiB) goes through a spill file and put_file."""
+    cfg = store_config(tmp_path, ["S3", "LOCAL"], seaweed)
+    df = spark.range(0, 200_000, numPartitions=2).selectExpr("id", "repeat('x', 100) as pad")
+    manifest = write_partitions(df, "big", config=cfg)
+    assert manifest.rows == 200_000 and max(o.bytes for o in manifest.objects) > 8 * 1024 * 1024
+    objects = stored(cfg, manifest.run)
+    for o in manifest.objects:
+        assert hashlib.md5(objects["S3"][o.key]).hexdigest() == o.md5 == hashlib.md5(objects["LOCAL"][o.key]).hexdigest()
+
+
+# -- retries and failures ------------------------------------------------------------------------------
+def test_a_task_failing_after_its_upload_is_retried_onto_the_same_key(spark, tmp_path, seaweed):
+    cfg = store_config(tmp_path, ["S3", "LOCAL"], seaweed)
+    marker = str(tmp_path / "failed-attempts")
+
+    def fail_first_attempt(partition, attempt, stage):
+        if partition == 1 and attempt == 0 and stage == "uploaded":
+            with open(marker, "a") as fh:
+                fh.write(f"{partition}\n")
+            raise RuntimeError("lost the executor after uploading")
+
+    df = numbers(spark, partitions=4, empty=())
+    manifest = write_partitions(df, "retry", config=cfg, _task_hook=fail_first_attempt)
+    assert open(marker).read() == "1\n"  # the first attempt really failed, after its upload
+    assert manifest.rows == 1200 and [o.partition for o in manifest.objects] == [0, 1, 2, 3]
+    for section, objects in stored(cfg, manifest.run).items():
+        assert len(objects) == 5, section  # 4 parts + manifest: the retry rewrote the same key
+        assert sum(len(lines(objects[k])) for k in manifest.keys) == 1200
+
+
+def test_upstream_failure_never_leaves_a_truncated_partition(spark, tmp_path, seaweed):
+    """The trap: when a stage upstream fails, PySpark ends the partition function's input cleanly.
+    Here a Python UDF fails 80% into partition 1 on its first attempt, after the JVM has flushed
+    rows to the partition function: with PySpark's own deserializer that attempt sees a clean end
+    after ~80k of its 100k rows (measured) and would upload them."""
+    from pyspark.sql.functions import udf
+    from pyspark.sql.types import LongType
+
+    cfg = store_config(tmp_path, ["S3", "LOCAL"], seaweed)
+    marker = str(tmp_path / "udf-failed")
+
+    def fail_halfway(x):
+        from pyspark import TaskContext
+
+        ctx = TaskContext.get()
+        if ctx.partitionId() == 1 and ctx.attemptNumber() == 0 and x == 180_000:
+            with open(marker, "a") as fh:
+                fh.write("x")
+            raise RuntimeError("upstream stage failed")
+        return x * 2
+
+    seen = str(tmp_path / "attempts")
+
+    def record(partition, attempt, stage):
+        with open(seen, "a") as fh:
+            fh.write(f"{partition} {attempt} {stage}\n")
+
+    df = spark.range(0, 400_000, numPartitions=4).withColumn("twice", udf(fail_halfway, LongType())("id"))
+    manifest = write_partitions(df, "trap", config=cfg, _task_hook=record)
+    assert open(marker).read() == "x"
+    attempts = open(seen).read().splitlines()
+    assert "1 1 uploaded" in attempts
+    assert "1 0 serialized" not in attempts  # the cut-short first attempt was refused before its upload
+    assert [o.rows for o in manifest.objects] == [100_000] * 4
+    for section, objects in stored(cfg, manifest.run).items():
+        part1 = lines(objects[f"{manifest.run}/part-00001.json"])
+        assert [r["id"] for r in part1] == list(range(100_000, 200_000)), section
+
+
+def test_input_without_the_end_mark_is_refused():
+    import struct
+
+    rows = [b'{"a":1}', b'{"a":2}']
+    framed = b"".join(struct.pack("!i", len(r)) + r for r in rows)
+    complete = list(FramedRows().load_stream(io.BytesIO(framed + struct.pack("!i", -1))))
+    assert complete == [(b'{"a":1}\n{"a":2}\n', 2), END]
+    for cut in (framed, framed[:-3], framed + b"\x00\x00"):
+        got = list(FramedRows().load_stream(io.BytesIO(cut)))
+        assert END not in got
+        with pytest.raises(TruncatedInput):
+            serialize(iter(got), Spool(), gzip_level=None)
+    spool = Spool()
+    assert serialize(iter(complete), spool, gzip_level=None) == 2 and spool.finish() == b'{"a":1}\n{"a":2}\n'
+    big = [b"x" * 1000] * 3000  # several blocks: rows and bytes add up across them
+    framed = b"".join(struct.pack("!i", len(r)) + r for r in big) + struct.pack("!i", -1)
+    spool = Spool()
+    assert serialize(FramedRows().load_stream(io.BytesIO(framed)), spool, gzip_level=None) == 3000
+    assert spool.size == 3000 * 1001 and spool.finish() == (b"x" * 1000 + b"\n") * 3000
+
+
+def test_a_cut_short_stream_leaves_no_object_and_no_open_upload(tmp_path, seaweed):
+    from ml_analytics.spark.partition import Encoded, stream_to_s3
+
+    cfg = store_config(tmp_path, ["S3"], seaweed)
+    mc = open_multicloud(cfg)
+    s3 = mc.provider("S3")
+    block = (b'{"pad":"' + b"x" * 1000 + b'"}\n') * 1000
+    cut = [(block, 1000)] * 20  # ~20 MiB, several parts already sent, then no END
+    with pytest.raises(TruncatedInput):
+        stream_to_s3(s3, "cut/part-00000.json", iter(Encoded(iter(cut), gzip_level=None)))
+    assert s3.stat("cut/part-00000.json") is None
+    client = seaweed.boto3_client()
+    assert not client.list_multipart_uploads(Bucket=s3.bucket, Prefix="cut/").get("Uploads")
+    whole = Encoded(iter(cut + [END]), gzip_level=None)
+    stream_to_s3(s3, "cut/part-00001.json", iter(whole))
+    assert s3.stat("cut/part-00001.json").size == whole.size == 20 * len(block) and whole.rows == 20_000
+    assert hashlib.md5(read_object(s3, "cut/part-00001.json")).hexdigest() == whole.md5.hexdigest()
+    mc.close()
+
+
+def test_a_run_that_fails_for_good_leaves_nothing(spark, tmp_path, seaweed, azurite):
+    cfg = store_config(tmp_path, ["S3", "AZURE", "LOCAL"], seaweed, azurite)
+    secret = seaweed.secret_key
+
+    def always_fail(partition, attempt, stage):
+        if partition == 2 and stage == "uploaded":
+            raise RuntimeError(f"broken with {secret}")  # a library that puts a credential in its message
+
+    df = numbers(spark, partitions=4, empty=())
+    with pytest.raises(SparkWriteError) as info:
+        write_partitions(df, "doomed", config=cfg, run_id="run-1", _task_hook=always_fail)
+    message = str(info.value)
+    assert "\n" not in message and secret not in message and "RuntimeError: broken with ***" in message
+    assert "doomed/run-1" in message
+    for section, objects in stored(cfg, "doomed/run-1").items():
+        assert objects == {}, section
+    sc = spark.sparkContext
+    assert sc.getLocalProperty("spark.jobGroup.id") is None  # the caller's job properties are restored
+
+
+def test_bad_arguments_fail_before_any_job(spark, tmp_path):
+    cfg = store_config(tmp_path, ["LOCAL"])
+    df = numbers(spark, n=10, partitions=1, empty=())
+    with pytest.raises(UsageError, match="compression"):
+        write_partitions(df, "x", config=cfg, compression="zstd")
+    with pytest.raises(UsageError, match=r"'\.\.'"):
+        write_partitions(df, "../x", config=cfg)
+    with pytest.raises(UsageError, match=r"\[S3\] endpoint_url"):
+        write_partitions(df, "x", config=store_config(tmp_path, []) + "" if False else _broken_s3(tmp_path))
+    assert not (tmp_path / "store").exists()
+
+
+def _broken_s3(tmp_path):
+    p = tmp_path / "broken.ini"
+    p.write_text("[S3]\nbucket_name = b\naccess_key = a\nsecret_access_key = s\n")
+    return str(p)
+
+
+def test_commit_checks_every_object_against_the_store_and_drops_strays(tmp_path, seaweed):
+    from ml_analytics.spark.writer import commit
+
+    cfg = store_config(tmp_path, ["S3", "LOCAL"], seaweed)
+    mc = open_multicloud(cfg)
+    providers = mc.providers()
+    body = b'{"a":1}\n{"a":2}\n'
+    for p in providers.values():
+        p.put_bytes(body, "c/run/part-00000.json")
+        p.put_bytes(b'{"a":1}\n', "c/run/part-00001.json")  # a leftover no successful attempt reported
+    result = {"partition": 0, "key": "c/run/part-00000.json", "bytes": len(body), "md5": hashlib.md5(body).hexdigest(),
+              "rows": 2}
+    short = dict(result, bytes=len(body) + 5)  # what a later, truncated write would leave: sizes differ
+    with pytest.raises(SparkWriteError, match="holds 16 bytes, its task wrote 21"):
+        commit(providers, "c/run", "run", [dict(short, provider=s) for s in providers], None)
+    assert all(p.stat(f"c/run/{MANIFEST_NAME}") is None for p in providers.values())
+    manifest = commit(providers, "c/run", "run", [dict(result, provider=s) for s in providers], None)
+    assert manifest.rows == 2
+    for section, objects in stored(cfg, "c/run").items():
+        assert sorted(objects) == ["c/run/_manifest.json", "c/run/part-00000.json"], section
+    mc.close()
+
+
+# -- cleanup ------------------------------------------------------------------------------------
+def test_cleanup_removes_an_unfinished_run_and_refuses_a_committed_one(spark, tmp_path, seaweed, cli):
+    cfg = store_config(tmp_path, ["S3", "LOCAL"], seaweed)
+    mc = open_multicloud(cfg)
+    for provider in mc.providers().values():  # what a driver that died mid-run leaves behind
+        provider.put_bytes(b'{"a":1}\n', "jobs/run-9/part-00000.json")
+        provider.put_bytes(b'{"a":2}\n', "jobs/run-9/part-00001.json")
+        provider.put_bytes(b'{"a":3}\n', "jobs/run-90/part-00000.json")  # a sibling run sharing the name's start
+    mc.close()
+    r = cli("cleanup", "--run", "jobs/run-9", "--config", cfg, "--dry-run", "--json")
+    assert r.code == 0, r.err
+    assert sorted(r.json["removed"]["S3"]) == ["jobs/run-9/part-00000.json", "jobs/run-9/part-00001.json"]
+    assert len(stored(cfg, "jobs/run-9")["S3"]) == 2
+    r = cli("cleanup", "--run", "jobs/run-9", "--config", cfg)
+    assert r.code == 0 and "S3: removed 2 object(s)" in r.out and "LOCAL: removed 2 object(s)" in r.out
+    after = stored(cfg, "jobs")
+    assert all(list(objects) == ["jobs/run-90/part-00000.json"] for objects in after.values())
+
+    manifest = write_partitions(numbers(spark, n=60, partitions=2, empty=()), "jobs", config=cfg)
+    r = cli("cleanup", "--run", manifest.run, "--config", cfg)
+    assert r.code == 2 and "is committed" in r.err and "Traceback" not in r.err
+    assert len(stored(cfg, manifest.run)["S3"]) == 3
+    assert cleanup(manifest.run, config=cfg, force=True)["S3"]
+    assert stored(cfg, manifest.run)["S3"] == {}
+    r = cli("cleanup", "--run", "/", "--config", cfg)
+    assert r.code == 2 and "whole bucket" in r.err
+
+
+# -- the Druid handoff ------------------------------------------------------------------------------
+@pytest.fixture
+def overlord(seaweed, azurite, fake_gcs):
+    from druid_double import OverlordDouble
+
+    double = OverlordDouble(s3=seaweed, azurite=azurite, gcs=fake_gcs, pending_seconds=0.1, running_seconds=0.1)
+    yield double
+    double.close()
+
+
+def test_druid_ingests_exactly_the_manifest(spark, tmp_path, seaweed, azurite, overlord, cli):
+    druid = f"[DRUID]\nbatch_url = {overlord.batch_url}\nproject_injestion_spec = {json.dumps(SPEC)}\n"
+    cfg = store_config(tmp_path, ["S3", "AZURE"], seaweed, azurite, extra=druid)
+    df = spark.read.json(str(EXAMPLE_DATA / "sl_projects.json")).repartition(3)
+    manifest = write_partitions(df, "projects", config=cfg)
+    assert manifest.rows == 300
+    mc = open_multicloud(cfg)
+    mc.provider("S3").put_bytes(b"not json at all\n", f"{manifest.run}/part-99999.json")  # a stray Druid must not read
+    mc.close()
+
+    outcome = ingest_manifest(manifest, spec=SPEC, config=cfg, spec_out=tmp_path / "task.json")
+    assert outcome.status == "SUCCESS" and outcome.rows == outcome.expected_rows == 300
+    source = overlord.submitted[-1]["spec"]["ioConfig"]["inputSource"]
+    assert source["type"] == "s3" and len(source["uris"]) == 3 and all("part-9999" not in u for u in source["uris"])
+
+    r = cli("ingest", "--manifest", manifest.uris["AZURE"], "--spec", "project_injestion_spec", "--ingest-from",
+            "AZURE", "--config", cfg, "--json", "--timeout", "60")
+    assert r.code == 0, r.err + r.out
+    d = r.json["druid"]
+    assert d["status"] == "SUCCESS" and d["rows"] == d["expected_rows"] == 300 and d["input_source"] == "azure"  # the spec's own type is kept
+
+    r = cli("ingest", "--manifest", f"{manifest.run}/nope", "--spec", "project_injestion_spec", "--config", cfg)
+    assert r.code == 2 and "Traceback" not in r.err
+    r = cli("ingest", "--spec", "project_injestion_spec", "--config", cfg)
+    assert r.code == 2 and "--manifest" in r.err
+
+
+def test_a_run_without_manifest_cannot_be_ingested(spark, tmp_path, seaweed):
+    cfg = store_config(tmp_path, ["S3"], seaweed, extra=f"[DRUID]\nproject_injestion_spec = {json.dumps(SPEC)}\n")
+    mc = open_multicloud(cfg)
+    s3 = mc.provider("S3")
+    s3.put_bytes(b'{"a":1}\n', "half/run-1/part-00000.json")
+    with pytest.raises(UsageError, match="no such manifest"):
+        ingest_manifest(s3.uri(f"half/run-1/{MANIFEST_NAME}"), spec="project_injestion_spec", config=cfg)
+    mc.close()
+    shutil.rmtree(tmp_path / "druid-tasks", ignore_errors=True)
+
+
+def test_example_job_writes_and_ingests(spark, tmp_path, seaweed, overlord, monkeypatch):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("spark_job", EXAMPLE_DATA.parent / "spark-job" / "job.py")
+    job = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(job)
+    cfg = store_config(tmp_path, ["S3"], seaweed, extra=f"[DRUID]\nbatch_url = {overlord.batch_url}\n")
+    monkeypatch.chdir(tmp_path)  # the task JSON goes to ./druid-tasks
+    manifest, outcome = job.run(spark, str(EXAMPLE_DATA / "sl_projects.json"), "summaries", cfg)
+    expected = job.summarise(spark.read.json(str(EXAMPLE_DATA / "sl_projects.json"))).count()
+    assert manifest.rows == expected > 0 and len(manifest.objects) <= 4
+    assert outcome.status == "SUCCESS" and outcome.rows == outcome.expected_rows == expected
+    assert overlord.submitted[-1]["spec"]["dataSchema"]["dataSource"] == "sl-project-summary"
