@@ -88,6 +88,24 @@ def fake_gcs():
     server.cleanup()
 
 
+@pytest.fixture(scope="session")
+def spark():
+    """One local Spark (2 cores, 4 attempts per task) for the session: test_spark.py and the real-Druid
+    handoff from a write_partitions manifest."""
+    pytest.importorskip("pyspark")
+    os.environ["PYSPARK_PYTHON"] = sys.executable  # executors: this venv's interpreter
+    if not os.environ.get("JAVA_HOME") and os.path.isdir("/usr/lib/jvm/java-17-openjdk-amd64"):
+        os.environ["JAVA_HOME"] = "/usr/lib/jvm/java-17-openjdk-amd64"
+    from pyspark.sql import SparkSession
+
+    session = (SparkSession.builder.master("local[2,4]").appName("ml-analytics-tests")
+               .config("spark.ui.enabled", "false").config("spark.ui.showConsoleProgress", "false")
+               .config("spark.sql.shuffle.partitions", "4").config("spark.driver.memory", "1g").getOrCreate())
+    session.sparkContext.setLogLevel("ERROR")
+    yield session
+    session.stop()
+
+
 def fresh_name(prefix: str = "b") -> str:
     import uuid
 

@@ -30,21 +30,6 @@ from ml_analytics.testing.servers import AZURITE_ACCOUNT, AZURITE_KEY  # noqa: E
 SPEC = json.loads((EXAMPLE_DATA.parent / "specs" / "sl-project.json").read_text())
 
 
-@pytest.fixture(scope="module")
-def spark():
-    os.environ["PYSPARK_PYTHON"] = sys.executable  # executors: this venv's interpreter
-    if not os.environ.get("JAVA_HOME") and os.path.isdir("/usr/lib/jvm/java-17-openjdk-amd64"):
-        os.environ["JAVA_HOME"] = "/usr/lib/jvm/java-17-openjdk-amd64"
-    from pyspark.sql import SparkSession
-
-    session = (SparkSession.builder.master("local[2,4]").appName("ml-analytics-tests")
-               .config("spark.ui.enabled", "false").config("spark.ui.showConsoleProgress", "false").config("spark.sql.shuffle.partitions", "4")
-               .config("spark.driver.memory", "1g").getOrCreate())
-    session.sparkContext.setLogLevel("ERROR")
-    yield session
-    session.stop()
-
-
 def store_config(tmp_path, sections, seaweed=None, azurite=None, fake_gcs=None, extra="") -> str:
     text = "[COMMON]\nmax_retries = 2\n"
     if "LOCAL" in sections:

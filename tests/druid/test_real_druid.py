@@ -242,3 +242,24 @@ def test_unparseable_rows_dropped_by_druid_are_reported(cli, tmp_path, seaweed, 
     d = r.json["druid"]
     assert d["status"] == "INCOMPLETE" and d["rows"] == 5 and "1 unparseable" in d["errorMsg"], d
     assert count(real_druid, ds) == 5
+
+
+def test_ingest_from_a_write_partitions_manifest(cli, tmp_path, seaweed, azurite, real_druid, spark):
+    """Spark executors write 4 partitions to SeaweedFS; Druid ingests exactly the manifest's objects and
+    the row count is checked against the manifest's."""
+    from ml_analytics.spark import write_partitions
+
+    ds = fresh_name("spark")
+    cfg = write_config(tmp_path, real_druid, store_section("S3", tmp_path, seaweed, azurite), _spec(SPEC, ds))
+    df = spark.read.json(str(DATA)).repartition(4)
+    manifest = write_partitions(df, "projects/spark", config=str(cfg))
+    assert manifest.rows == ROWS and len(manifest.objects) == 4
+    r = cli("ingest", "--manifest", manifest.uri, "--spec", "project_injestion_spec", "--config", cfg, "--json",
+            "--timeout", "120")
+    assert r.code == 0, r.err + r.out
+    d = r.json["druid"]
+    assert d["status"] == "SUCCESS" and d["rows"] == d["expected_rows"] == ROWS
+    assert count(real_druid, ds) == ROWS
+    source = json.loads((tmp_path / d["spec_path"]).read_text())["spec"]["ioConfig"]["inputSource"]
+    bucket = bucket_of(cfg)
+    assert sorted(source["uris"]) == sorted(f"s3://{bucket}/{k}" for k in manifest.keys)
