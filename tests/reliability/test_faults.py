@@ -153,10 +153,8 @@ def target_for(seaweed, azurite, fake_gcs):
             "GCP": lambda: GCSTarget(fake_gcs)}
 
 
-@pytest.mark.parametrize("section,case,rule", CASES, ids=[f"{s}: {n}" for s, n, _ in CASES])
-def test_faults_lose_nothing_and_leave_nothing(section, case, rule, target_for, dataset, tmp_path):
-    target = target_for[section]()
-    _add_big(dataset, BIG[section])
+def _upload_through(target, rule, folder, prefix, tmp_path, common=""):
+    """Upload ``folder`` to the target through a FaultProxy with ``rule``; (results, faults injected)."""
     fired = []
 
     def counted(req):
@@ -168,11 +166,18 @@ def test_faults_lose_nothing_and_leave_nothing(section, case, rule, target_for, 
     proxy = FaultProxy(target.server.port, counted)
     try:
         cfg = tmp_path / "c.ini"
-        cfg.write_text(RETRY + target.config(proxy.endpoint))
+        cfg.write_text(common + target.config(proxy.endpoint))
         with MultiCloud(cfg) as mc:
-            results = mc.upload([dataset], "reports")
+            return mc.upload([folder], prefix), fired
     finally:
         proxy.close()
+
+
+@pytest.mark.parametrize("section,case,rule", CASES, ids=[f"{s}: {n}" for s, n, _ in CASES])
+def test_faults_lose_nothing_and_leave_nothing(section, case, rule, target_for, dataset, tmp_path):
+    target = target_for[section]()
+    _add_big(dataset, BIG[section])
+    results, fired = _upload_through(target, rule, dataset, "reports", tmp_path, common=RETRY)
     expected = _expected(dataset, "reports")
     assert {r.key: r.status for r in results} == {k: "uploaded" for k in expected}, \
         [(r.key, r.error) for r in results if r.status != "uploaded"]
@@ -232,22 +237,7 @@ def test_a_batch_survives_a_flaky_store_on_default_retry_settings(section, targe
     d.mkdir()
     for i in range(300):
         (d / f"r{i:03d}.json").write_text(f'{{"row": {i}}}\n' * (1 + i % 7))
-    fired = []
-
-    def counted(req):
-        action = FLAKY(req)
-        if action is not None:
-            fired.append(action)
-        return action
-
-    proxy = FaultProxy(target.server.port, counted)
-    try:
-        cfg = tmp_path / "c.ini"
-        cfg.write_text(target.config(proxy.endpoint))
-        with MultiCloud(cfg) as mc:
-            results = mc.upload([d], "flaky")
-    finally:
-        proxy.close()
+    results, fired = _upload_through(target, FLAKY, d, "flaky", tmp_path)
     assert [r.key for r in results if r.status != "uploaded"] == []
     stored = target.objects()
     expected = _expected(d, "flaky")

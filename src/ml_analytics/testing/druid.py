@@ -23,7 +23,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from .servers import REPO, Server, free_port
+from .servers import REPO, Server, Stoppable, free_port
 
 POM_DIR = REPO / "tests" / "druid"
 EXTENSIONS = ("druid-s3-extensions", "druid-azure-extensions")
@@ -321,7 +321,7 @@ class TLSFront:
             self._sock.close()
 
 
-class DruidCluster:
+class DruidCluster(Stoppable):
     """ZooKeeper + coordinator/overlord + indexer + historical + broker on loopback.
 
     ``azure`` = (account, key, blob port) points the Azure extension at Azurite: the extension builds
@@ -557,17 +557,6 @@ class DruidCluster:
             s.stop()
         if self.tls_front:
             self.tls_front.stop()
-
-    def cleanup(self) -> None:
-        self.stop()
-        if self._own_dir:
-            shutil.rmtree(self.workdir, ignore_errors=True)
-
-    def __enter__(self):
-        return self.start()
-
-    def __exit__(self, *exc):
-        self.cleanup()
 
 
 if __name__ == "__main__":  # python -m ml_analytics.testing.druid: start, print URLs, wait for Ctrl-C

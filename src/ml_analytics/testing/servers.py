@@ -59,7 +59,31 @@ def free_port_block(width: int, *, also_offset: int | None = None, start: int = 
     raise RuntimeError("no free block of loopback ports found")
 
 
-class Server:
+class Stoppable:
+    """``cleanup()`` = ``stop()`` plus removing a work folder this object made; a context manager."""
+
+    _own_dir = False
+    workdir: Path
+
+    def start(self, *a, **kw):
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+    def cleanup(self) -> None:
+        self.stop()
+        if self._own_dir:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.cleanup()
+
+
+class Server(Stoppable):
     """A child process that serves on loopback; stop() by pid."""
 
     name = "server"
@@ -123,17 +147,6 @@ class Server:
                 pass
         if getattr(self, "_log", None):
             self._log.close()
-
-    def cleanup(self) -> None:
-        self.stop()
-        if self._own_dir:
-            shutil.rmtree(self.workdir, ignore_errors=True)
-
-    def __enter__(self):
-        return self.start()
-
-    def __exit__(self, *exc):
-        self.cleanup()
 
 
 def _http_status(url: str, method: str = "GET") -> int:
