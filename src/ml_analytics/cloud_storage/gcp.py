@@ -20,8 +20,10 @@ import json
 import logging
 import os
 import socket
+import uuid
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import quote
 
 from ..errors import (AuthenticationError, BucketNotFoundError, ConfigError, IntegrityError, MLAnalyticsError,
                       NetworkError, PermissionDeniedError, ProviderNotInstalledError, StorageError, TransientError,
@@ -32,8 +34,55 @@ from .base import CloudProvider, ObjectInfo, Option, StoredObject
 
 log = logging.getLogger(__name__)
 MiB = 1024 * 1024
-SINGLE_REQUEST_LIMIT = 16 * MiB
-CHUNK_SIZE = 16 * MiB
+SINGLE_REQUEST_LIMIT = 16 * MiB  # up to this size: one multipart request, the file held in memory
+READ_BLOCK = 8 * MiB
+RESUMABLE_QUANTUM = 256 * 1024  # every resumable request but the last carries a multiple of this
+_TRANSIENT = {408, 429, 500, 502, 503, 504}
+
+
+def _b64(raw: bytes) -> str:
+    return base64.b64encode(raw).decode()
+
+
+def _hex(b64: str | None) -> str | None:
+    return base64.b64decode(b64).hex() if b64 else None
+
+
+class _Restart(Exception):
+    """A resumable session failed in a way that only a new session can recover from."""
+
+    def __init__(self, error: Exception):
+        super().__init__(str(error))
+        self.error = error
+
+
+class _Head:
+    """The streamed body of the first resumable request: the first ``size`` bytes of ``blocks``,
+    CRC32C updated on the way; bytes past ``size`` go to ``rest``. An error while reading the file
+    (it changed) is kept in ``error`` and stops the body short, so the request fails unfinished."""
+
+    def __init__(self, blocks, size: int, crc, rest: list):
+        self.blocks, self.size, self.crc, self.rest = blocks, size, crc, rest
+        self.error: BaseException | None = None
+
+    def __len__(self) -> int:
+        return self.size
+
+    def __iter__(self):
+        sent = 0
+        try:
+            while sent < self.size:
+                block = next(self.blocks)
+                self.crc.update(block)
+                take = min(len(block), self.size - sent)
+                if take < len(block):
+                    self.rest.append(block[take:])
+                    block = block[:take]
+                sent += take
+                yield block
+        except Exception as e:  # IntegrityError from the reader, or the file ended early
+            self.error = e if not isinstance(e, StopIteration) else IntegrityError("file shrank while it was read")
+            raise OSError("upload body interrupted") from None
 _SA_FIELDS = ("type", "client_email", "private_key", "token_uri")
 
 
@@ -162,64 +211,174 @@ class GCP(CloudProvider):
             return NetworkError(f"cannot reach {self.endpoint_url or 'storage.googleapis.com'} ({summary})", **kw)
         return StorageError(summary, **kw)
 
-    # -- contract -------------------------------------------------------------------------------------
+    # -- uploads: our own JSON API requests, one retry loop, checksums from the single read ----------------
+    @property
+    def _timeout(self) -> tuple[float, float]:
+        return (self.retry.connect_timeout, self.retry.request_timeout)
+
+    @property
+    def _upload_url(self) -> str:
+        return f"{self.endpoint_url or 'https://storage.googleapis.com'}/upload/storage/v1/b/{quote(self.bucket, safe='')}/o"
+
+    def _send(self, method: str, url: str, key: str, *, once: bool = False, **kw):
+        """One request through the client's authorized session, retried under the policy when transient
+        (408, 429, 5xx, connection errors, timeouts): at most ``max_retries`` retries, none started after
+        ``retry_timeout``. Returns the response for any status < 400 or raises the mapped error."""
+        import time
+
+        import requests
+        from google.api_core import exceptions as gexc
+
+        session = self.gcs_bucket.client._http
+        deadline = time.monotonic() + self.retry.total_timeout
+        for attempt in range(self.retry.max_retries if once else 0, self.retry.max_retries + 1):
+            try:
+                resp = session.request(method, url, timeout=self._timeout, **kw)
+            except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as e:
+                error: Exception = e
+            else:
+                if resp.status_code < 400:
+                    return resp
+                error = gexc.from_http_response(resp)
+                if resp.status_code not in _TRANSIENT:
+                    raise self._error(error, key, writing=True)
+            pause = self.retry.backoff(attempt)
+            if attempt >= self.retry.max_retries or time.monotonic() + pause >= deadline:
+                break
+            time.sleep(pause)
+        raise self._error(error, key, writing=True)
+
     def put_file(self, path: str | os.PathLike, key: str) -> StoredObject:
         src = SourceFile(path)
         if src.size <= SINGLE_REQUEST_LIMIT:
             return self.put_bytes(src.read_all(), key, src.md5)
-        # Resumable upload: the SDK needs a seekable file to rewind on retries, so hash first and
-        # compare the stored MD5 with that hash afterwards (a file changed meanwhile fails).
-        for _ in src.chunks():
-            pass
-        blob = self.gcs_bucket.blob(key, chunk_size=CHUNK_SIZE)
-        with open(path, "rb") as fh:
-            landed = self._upload(key, blob, lambda **kw: blob.upload_from_file(fh, size=src.size, **kw),
-                                  size=src.size, md5=src.md5)
-        return landed or self._verified(key, blob, src.bytes_read, src.md5)
+        return self._put_resumable(path, key)
 
     def put_bytes(self, data: bytes, key: str, md5: str | None = None) -> StoredObject:
+        """One multipart request carrying the MD5 and CRC32C in the object's metadata: GCS refuses a
+        body that does not match them, so a corrupted upload never replaces the stored object."""
         import hashlib
 
-        md5 = md5 or hashlib.md5(data).hexdigest()
-        blob = self.gcs_bucket.blob(key)
-        blob.md5_hash = base64.b64encode(bytes.fromhex(md5)).decode()  # sent in the metadata, checked
-        landed = self._upload(key, blob, lambda **kw: blob.upload_from_string(data, **kw), size=len(data), md5=md5)
-        return landed or self._verified(key, blob, len(data), md5)
+        import google_crc32c
 
-    def _upload(self, key: str, blob, send, *, size: int, md5: str) -> StoredObject | None:
-        """Send; if sending failed, the store may still have acted (the answer was lost): when it
-        holds exactly these bytes (same size and MD5), that is success, returned here."""
+        md5 = md5 or hashlib.md5(data).hexdigest()
+        meta = {"name": key, "contentType": "application/octet-stream", "md5Hash": _b64(bytes.fromhex(md5)),
+                "crc32c": _b64(google_crc32c.value(data).to_bytes(4, "big"))}
+        boundary = uuid.uuid4().hex
+        body = b"".join((f"--{boundary}\r\ncontent-type: application/json; charset=UTF-8\r\n\r\n".encode(),
+                         json.dumps(meta).encode(), f"\r\n--{boundary}\r\ncontent-type: "
+                         f"application/octet-stream\r\n\r\n".encode(), data, f"\r\n--{boundary}--".encode()))
+        headers = {"content-type": f"multipart/related; boundary={boundary}"}
         try:
-            send(content_type="application/octet-stream", checksum="md5", retry=self.retry.google_retry(),
-                 timeout=self.retry.request_timeout)
-            return None
-        except MLAnalyticsError:
-            raise
-        except Exception as e:
-            cause = e.__context__ if isinstance(e.__context__, MLAnalyticsError) else e
-            error = self._error(cause, key, writing=True)
-        try:
-            info = self.stat(key)
-        except MLAnalyticsError:
-            info = None
-        if info is not None and info.size == size and info.md5 == md5:
-            log.info("GCP: %s was stored although its answer was lost", key)
-            return StoredObject(self.section, key, self.uri(key), size, md5,
-                                etag=str(info.extra.get("generation") or "") or None)
+            resp = self._send("POST", f"{self._upload_url}?uploadType=multipart", key, data=body, headers=headers)
+        except (NetworkError, TransientError) as e:
+            return self._landed_or_raise(key, len(data), md5, e)
+        return self._verified(key, resp.json(), len(data), md5)
+
+    def _put_resumable(self, path: str | os.PathLike, key: str) -> StoredObject:
+        """A resumable session whose bytes come from one read of the file (MD5 and CRC32C computed on
+        the way): everything but the last piece goes in one streamed request; the last piece is sent
+        only once the whole file was read unchanged, with both checksums in ``X-Goog-Hash``, so GCS
+        checks them before it commits. A file that changed meanwhile cancels the session: the stored
+        object is never touched. A failed session is restarted (re-read) within the retry policy."""
+        import time
+
+        deadline = time.monotonic() + self.retry.total_timeout
+        for attempt in range(self.retry.max_retries + 1):
+            try:
+                return self._resumable_once(SourceFile(path), key)
+            except _Restart as e:
+                error = e.error
+            pause = self.retry.backoff(attempt)
+            if attempt >= self.retry.max_retries or time.monotonic() + pause >= deadline:
+                break
+            log.info("GCP: restarting the upload of %s (%s)", key, error)
+            time.sleep(pause)
         raise error
 
-    def _verified(self, key: str, blob, size: int, md5: str) -> StoredObject:
-        stored_md5 = base64.b64decode(blob.md5_hash).hex() if blob.md5_hash else None
-        if stored_md5 and stored_md5 != md5:
-            self.delete(key)
-            raise IntegrityError(f"stored MD5 {stored_md5} differs from the file's {md5}; object deleted",
+    def _resumable_once(self, src: SourceFile, key: str) -> StoredObject:
+        import google_crc32c
+
+        start = self._send("POST", f"{self._upload_url}?uploadType=resumable", key,
+                           json={"name": key, "contentType": "application/octet-stream"},
+                           headers={"x-upload-content-type": "application/octet-stream",
+                                    "x-upload-content-length": str(src.size)})
+        session = start.headers["location"]
+        head = (src.size - 1) // RESUMABLE_QUANTUM * RESUMABLE_QUANTUM  # non-final bytes: a multiple of 256 KiB
+        crc = google_crc32c.Checksum()
+        blocks = src.chunks(READ_BLOCK)
+        tail: list[bytes] = []
+        try:
+            if head:
+                body = _Head(blocks, head, crc, tail)
+                try:
+                    self._send("PUT", session, key, once=True, data=body,
+                               headers={"content-range": f"bytes 0-{head - 1}/{src.size}"})
+                except (NetworkError, TransientError) as e:
+                    if body.error is not None:
+                        raise body.error from None
+                    raise _Restart(e) from None
+                if body.error is not None:
+                    raise body.error
+            for block in blocks:  # the rest of the file; raises IntegrityError here if it changed
+                crc.update(block)
+                tail.append(block)
+        except BaseException:
+            self._cancel(session)
+            raise
+        last = b"".join(tail)
+        checks = f"crc32c={_b64(crc.digest())},md5={_b64(bytes.fromhex(src.md5))}"
+        try:
+            resp = self._send("PUT", session, key, data=last, headers={
+                "content-range": f"bytes {head}-{src.size - 1}/{src.size}", "x-goog-hash": checks})
+        except (NetworkError, TransientError, BucketNotFoundError) as e:  # 404: session gone (it may have committed)
+            try:
+                return self._landed_or_raise(key, src.size, src.md5, e)
+            except (NetworkError, TransientError, BucketNotFoundError):
+                raise _Restart(e) from None
+        return self._verified(key, resp.json(), src.size, src.md5)
+
+    def _cancel(self, session: str) -> None:
+        try:
+            self.gcs_bucket.client._http.request("DELETE", session, timeout=self._timeout)
+        except Exception:
+            pass  # an abandoned session expires on its own and was never an object
+
+    def _landed_or_raise(self, key: str, size: int, md5: str, error: Exception) -> StoredObject:
+        """Sending failed, but the store may have acted (the answer was lost): when it holds exactly these
+        bytes (same size and MD5), that is success. One attempt: the store may be down."""
+        try:
+            resp = self._send("GET", f"{self._api_url(key)}?fields=name,size,md5Hash,generation", key, once=True)
+            info = resp.json()
+        except MLAnalyticsError:
+            raise error from None
+        if int(info.get("size", -1)) == size and _hex(info.get("md5Hash")) == md5:
+            log.info("GCP: %s was stored although its answer was lost", key)
+            return StoredObject(self.section, key, self.uri(key), size, md5, etag=str(info.get("generation") or "") or None)
+        raise error
+
+    def _api_url(self, key: str) -> str:
+        return (f"{self.endpoint_url or 'https://storage.googleapis.com'}/storage/v1/b/{quote(self.bucket, safe='')}"
+                f"/o/{quote(key, safe='')}")
+
+    def _verified(self, key: str, info: dict, size: int, md5: str) -> StoredObject:
+        """Compare what GCS reports with what was read. GCS itself refuses a body that does not match the
+        declared checksums, before it commits; a store that does not (fake-gcs-server before 1.55) is
+        caught here: that generation is deleted, since it is not the file."""
+        stored = _hex(info.get("md5Hash"))
+        if stored != md5 or int(info.get("size", -1)) != size:
+            generation = info.get("generation")
+            try:
+                self._send("DELETE", f"{self._api_url(key)}?ifGenerationMatch={generation}", key, once=True)
+            except MLAnalyticsError:
+                pass
+            raise IntegrityError(f"stored MD5 {stored} differs from the file's {md5}; not kept",
                                  provider=self.section, bucket=self.bucket, key=key)
-        return StoredObject(self.section, key, self.uri(key), size, md5,
-                            etag=str(blob.generation) if blob.generation else None)
+        return StoredObject(self.section, key, self.uri(key), size, md5, etag=str(info.get("generation") or "") or None)
 
     def stat(self, key: str) -> ObjectInfo | None:
         try:
-            blob = self.gcs_bucket.get_blob(key, retry=self.retry.google_retry())
+            blob = self.gcs_bucket.get_blob(key, retry=self.retry.google_retry(), timeout=self._timeout)
         except Exception as e:
             raise self._error(e, key) from None
         return self._info(blob) if blob is not None else None
@@ -233,14 +392,14 @@ class GCP(CloudProvider):
     def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
         with self.translating_errors():
             for blob in self.gcs_bucket.client.list_blobs(self.gcs_bucket, prefix=self.list_prefix(prefix) or None,
-                                                          retry=self.retry.google_retry()):
+                                                          retry=self.retry.google_retry(), timeout=self._timeout):
                 yield self._info(blob)
 
     def delete(self, key: str) -> None:
         from google.api_core.exceptions import NotFound
 
         try:
-            self.gcs_bucket.blob(key).delete(retry=self.retry.google_retry())
+            self.gcs_bucket.blob(key).delete(retry=self.retry.google_retry(), timeout=self._timeout)
         except NotFound:
             return
         except Exception as e:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import os
+import uuid
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -22,13 +23,15 @@ from ..errors import (AuthenticationError, BucketNotFoundError, ConfigError, Int
                       NetworkError, PermissionDeniedError, ProviderNotInstalledError, StorageError, TransientError,
                       one_line)
 from ..retry import RetryPolicy
-from ..source import SourceFile, file_md5
+from ..source import SourceFile
 from .base import CloudProvider, ObjectInfo, Option, StoredObject
 
 log = logging.getLogger(__name__)
 MiB = 1024 * 1024
 SINGLE_PUT_LIMIT = 32 * MiB
 BLOCK_SIZE = 8 * MiB
+TEMP_PREFIX = ".ml-analytics-tmp/"  # big uploads over a Put Blob blob are staged here, then copied
+PUT_BLOB = "put-blob"  # an existing blob without a block list
 
 
 def _parse_connection_string(text: str) -> dict[str, str]:
@@ -110,7 +113,7 @@ class MSAzure(CloudProvider):
             self._container = service.get_container_client(self.bucket)
         return self._container
 
-    def _error(self, exc: BaseException, key: str = "") -> MLAnalyticsError:
+    def _error(self, exc: BaseException, key: str = "", writing: bool = False) -> MLAnalyticsError:
         if isinstance(exc, MLAnalyticsError):
             return exc
         from azure.core import exceptions as aexc
@@ -140,45 +143,171 @@ class MSAzure(CloudProvider):
         src = SourceFile(path)
         if src.size <= SINGLE_PUT_LIMIT:
             return self.put_bytes(src.read_all(), key, src.md5)
-        md5 = file_md5(path)  # the blob-level MD5 must be known before the commit
-        try:
-            with src.reader() as stream:
-                stored = self._upload(key, stream, src.size, md5, max_concurrency=self.max_concurrency)
-        except MLAnalyticsError:
-            self.discard_uncommitted(key)
-            raise
-        if src.md5 != md5:  # changed between hashing and upload: the committed blob is not the file
-            self.delete(key)
-            raise IntegrityError(f"{path}: file changed while it was uploaded; not stored", provider=self.section,
-                                 bucket=self.bucket, key=key)
-        return stored
+        with self.translating_errors(key, writing=True):
+            return self._put_blocks(src, key)
 
     def put_bytes(self, data: bytes, key: str, md5: str | None = None) -> StoredObject:
         import hashlib
 
         return self._upload(key, data, len(data), md5 or hashlib.md5(data).hexdigest())
 
-    def discard_uncommitted(self, key: str) -> None:
-        """Drop blocks a failed upload staged but never committed (Azure keeps them a week).
+    def buffer_bytes(self, size: int) -> int:
+        if size <= SINGLE_PUT_LIMIT:
+            return size
+        return min(size, BLOCK_SIZE * (self.max_concurrency + 1))  # blocks in flight plus the one being read
 
-        Azure discards uncommitted blocks when a block list is committed, so re-commit what the
-        blob already had (content and properties unchanged), or, when there was no blob, commit an
-        empty list and delete it.
+    # -- big files: staged blocks, committed only once the whole file is read and verified ------------------
+    def _put_blocks(self, src: SourceFile, key: str) -> StoredObject:
+        """Stage the file as blocks (each with its own Content-MD5, checked by the service), read once
+        with the whole-file MD5 computed on the way; commit only if the file did not change meanwhile.
+
+        Until the commit nothing is visible, and a failure discards the staged blocks without touching
+        the committed blob (see :meth:`_discard`). Azure cannot drop uncommitted blocks of a blob that
+        was written by a single Put Blob without rewriting it, so over such a blob the blocks are staged
+        under a temporary name and copied server-side after the commit (:meth:`_copy_over`).
         """
+        from azure.storage.blob import ContentSettings
+
+        blob = self.container.get_blob_client(key)
+        before = self._committed_blocks(blob)
+        target = blob if before is not PUT_BLOB else self.container.get_blob_client(
+            f"{TEMP_PREFIX}{uuid.uuid4().hex}")
+        ids: list[str] = []
         try:
-            blob = self.container.get_blob_client(key)
-            committed, uncommitted = blob.get_block_list("all")
+            self._stage_all(target, src, ids)  # raises IntegrityError if the file changed while read
+            settings = ContentSettings(content_md5=bytearray(bytes.fromhex(src.md5)))
+            try:
+                result = target.commit_block_list(ids, content_settings=settings)
+                etag = result.get("etag")
+            except Exception:
+                etag = self._landed(target, ids)  # the commit may have happened and only its answer was lost
+                if etag is None:
+                    raise
+        except BaseException as e:
+            self._discard(target, e)
+            raise
+        if target is not blob:
+            etag = self._copy_over(blob, target)
+        return StoredObject(self.section, key, self.uri(key), src.size, src.md5, etag=str(etag or "").strip('"') or None)
+
+    def _committed_blocks(self, blob):
+        """The blob's committed block ids; None when there is no committed blob; PUT_BLOB when it
+        exists but has no block list (written by a single Put Blob)."""
+        from azure.core.exceptions import ResourceNotFoundError
+
+        try:
+            committed, _ = blob.get_block_list("committed")
+        except ResourceNotFoundError:
+            return None
+        if committed:
+            return [b.id for b in committed]
+        try:
+            blob.get_blob_properties()
+        except ResourceNotFoundError:  # only uncommitted blocks (someone's failed upload): no blob
+            return None
+        return PUT_BLOB
+
+    def _stage_all(self, target, src: SourceFile, ids: list[str]) -> None:
+        """Read the file once in order (whole-file MD5 in SourceFile) and stage its blocks in parallel.
+        Returns or raises only when no staging request is in flight any more."""
+        import contextvars
+        from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+
+        nonce = uuid.uuid4().hex  # block ids of one upload: same length, never reused by another upload
+        pending: set = set()
+        pool = ThreadPoolExecutor(self.max_concurrency, thread_name_prefix="azure-block")
+        try:
+            for i, block in enumerate(src.chunks(BLOCK_SIZE)):
+                while len(pending) >= self.max_concurrency:
+                    done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                    for f in done:
+                        f.result()
+                ids.append(f"{nonce}{i:06d}")
+                ctx = contextvars.copy_context()
+                pending.add(pool.submit(ctx.run, self._stage, target, ids[-1], block))
+            for f in wait(pending)[0]:
+                f.result()
+        finally:
+            for f in pending:
+                f.cancel()
+            pool.shutdown(wait=True)  # nothing may still be staging when the caller cleans up
+
+    @staticmethod
+    def _stage(target, block_id: str, block: bytes) -> None:
+        import hashlib
+
+        target.stage_block(block_id, block, length=len(block),
+                           transactional_content_md5=hashlib.md5(block).digest())  # checked by the service
+
+    def _landed(self, target, ids: list[str]):
+        """ETag of ``target`` if its committed block list is exactly ``ids`` (our commit happened), else None."""
+        try:
+            committed, _ = target.get_block_list("committed", retry_total=0)
+            if [b.id for b in committed] == ids:
+                return target.get_blob_properties(retry_total=0).etag
+        except Exception:
+            pass
+        return None
+
+    def _discard(self, target, error: BaseException) -> None:
+        """Drop the blocks this upload staged on ``target`` and leave its committed content as it was.
+
+        Azure discards uncommitted blocks when a block list is committed, so: re-commit the blob's own
+        committed block list (content and properties unchanged, If-Match its ETag); when there is no
+        committed blob, commit an empty list (If-None-Match: *) and delete that empty blob. A blob
+        written by a single Put Blob (no block list) is never a target here (see :meth:`_put_blocks`);
+        should one appear meanwhile it is left alone: it is another writer's, and its Put Blob
+        already discarded our blocks.
+        """
+        from azure.core import MatchConditions
+        from azure.core.exceptions import ResourceNotFoundError
+        from azure.storage.blob import BlobBlock, BlockState
+
+        # The store is unreachable or failing: one attempt per request, the run must end.
+        quick = {"retry_total": 0} if isinstance(self._error(error), (NetworkError, TransientError)) or \
+            not isinstance(error, Exception) else {}
+        try:
+            committed, uncommitted = target.get_block_list("all", **quick)
             if not uncommitted:
                 return
-            if committed:
-                props = blob.get_blob_properties()
-                blob.commit_block_list([b.id for b in committed], content_settings=props.content_settings,
-                                       metadata=props.metadata)
+            try:
+                props = target.get_blob_properties(**quick)
+            except ResourceNotFoundError:
+                props = None
+            if props is None:
+                empty = target.commit_block_list([], if_none_match="*", **quick)
+                target.delete_blob(etag=empty["etag"], match_condition=MatchConditions.IfNotModified, **quick)
+            elif committed:
+                target.commit_block_list([BlobBlock(b.id, BlockState.COMMITTED) for b in committed],
+                                         content_settings=props.content_settings, metadata=props.metadata,
+                                         etag=props.etag, match_condition=MatchConditions.IfNotModified, **quick)
             else:
-                blob.commit_block_list([])
-                blob.delete_blob()
+                log.warning("AZURE: %s was rewritten by another client during the upload; left as it is",
+                            target.blob_name)
         except Exception as e:  # best effort: the upload's own error is what the user needs to see
-            log.warning("AZURE: could not discard uncommitted blocks of %s: %s", key, self.redact(one_line(e, 200)))
+            log.warning("AZURE: could not discard uncommitted blocks of %s: %s", target.blob_name,
+                        self.redact(one_line(e, 200)))
+
+    def _copy_over(self, blob, temp) -> str | None:
+        """Server-side copy of the committed temporary blob onto ``blob``, then delete the temporary one."""
+        import time
+
+        try:
+            copy = blob.start_copy_from_url(temp.url)
+            status, deadline = copy.get("copy_status"), time.monotonic() + self.retry.total_timeout
+            while status == "pending" and time.monotonic() < deadline:  # same-account copies finish quickly
+                time.sleep(0.2)
+                status = blob.get_blob_properties().copy.status
+            if status != "success":
+                raise StorageError(f"server-side copy from the temporary blob ended as {status!r}",
+                                   provider=self.section, bucket=self.bucket, key=blob.blob_name)
+            return blob.get_blob_properties().etag
+        finally:
+            try:
+                temp.delete_blob()
+            except Exception as e:
+                log.warning("AZURE: could not delete temporary blob %s: %s", temp.blob_name,
+                            self.redact(one_line(e, 200)))
 
     def _upload(self, key: str, data, size: int, md5: str, **kwargs) -> StoredObject:
         """One blob upload with a per-request Content-MD5 the service checks and the blob MD5 stored."""
