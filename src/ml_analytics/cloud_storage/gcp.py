@@ -323,6 +323,7 @@ class GCP(CloudProvider):
             for block in blocks:  # the rest of the file; raises IntegrityError here if it changed
                 crc.update(block)
                 tail.append(block)
+            src.check_unchanged()  # nothing is committed until the last piece is sent
         except BaseException:
             self._cancel(session)
             raise
@@ -331,10 +332,12 @@ class GCP(CloudProvider):
         try:
             resp = self._send("PUT", session, key, data=last, headers={
                 "content-range": f"bytes {head}-{src.size - 1}/{src.size}", "x-goog-hash": checks})
-        except (NetworkError, TransientError, BucketNotFoundError) as e:  # 404: session gone (it may have committed)
+        except (NetworkError, TransientError) as e:  # retried in the session already
+            return self._landed_or_raise(key, src.size, src.md5, e)
+        except BucketNotFoundError as e:  # the session is gone: it may have committed before the answer was lost
             try:
                 return self._landed_or_raise(key, src.size, src.md5, e)
-            except (NetworkError, TransientError, BucketNotFoundError):
+            except BucketNotFoundError:
                 raise _Restart(e) from None
         return self._verified(key, resp.json(), src.size, src.md5)
 

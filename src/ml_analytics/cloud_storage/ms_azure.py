@@ -175,6 +175,7 @@ class MSAzure(CloudProvider):
         ids: list[str] = []
         try:
             self._stage_all(target, src, ids)  # raises IntegrityError if the file changed while read
+            src.check_unchanged()  # ... or since: the blocks are staged, nothing is committed yet
             settings = ContentSettings(content_md5=bytearray(bytes.fromhex(src.md5)))
             try:
                 result = target.commit_block_list(ids, content_settings=settings)
