@@ -211,12 +211,8 @@ def _session_put(req) -> bool:
     return req.method == "PUT" and "upload_id=" in req.target
 
 
-def _final_piece(req) -> bool:
-    return _session_put(req) and "x-goog-hash" in req.headers
-
-
-def _first_piece(req) -> bool:
-    return _session_put(req) and req.headers.get("content-range", "").startswith("bytes 0-")
+def _session_start(req) -> bool:
+    return req.method == "POST" and "uploadType=resumable" in req.target
 
 
 class GCS:
@@ -239,9 +235,9 @@ def gcs(fake_gcs):
 
 
 GCS_FAILURES = {
-    "last piece refused": F.always(F.HTTP_503, when=_final_piece),
-    "first piece refused": F.always(F.HTTP_503, when=_first_piece),
-    "connection reset during every piece": F.always(F.RESET_DURING, when=_session_put),
+    "upload refused": lambda: F.always(F.HTTP_503, when=_session_put),
+    "connection reset during every upload": lambda: F.always(F.RESET_DURING, when=_session_put),
+    "session start refused": lambda: F.always(F.HTTP_503, when=_session_start),
 }
 
 
@@ -250,39 +246,49 @@ def test_gcs_failed_resumable_upload_keeps_the_stored_object(gcs, tmp_path, fail
     gcs.bucket.blob(KEY).upload_from_string(os.urandom(5000))
     before = gcs.snapshot()
     path, _ = _big(tmp_path, 20)
-    with FaultProxy(gcs.server.port, GCS_FAILURES[failure]) as proxy:
+    with FaultProxy(gcs.server.port, GCS_FAILURES[failure]()) as proxy:
         with pytest.raises(MLAnalyticsError):
             gcs.provider(proxy.endpoint).put_file(path, KEY)
     assert gcs.snapshot() == before  # same bytes, same MD5, same generation: never rewritten
 
 
 def test_gcs_file_changed_during_upload_keeps_the_stored_object(gcs, tmp_path):
+    """The file changes after it was checked and before its bytes are read: the request never gets its
+    last block, so the store never commits."""
     gcs.bucket.blob(KEY).upload_from_string(os.urandom(5000))
     before = gcs.snapshot()
     path, _ = _big(tmp_path, 20)
 
-    def change_when_the_first_piece_arrives(req):
-        if _first_piece(req):
+    def change_when_the_session_opens(req):
+        if _session_start(req):
             _rewrite_in_place(path)
 
-    with FaultProxy(gcs.server.port, change_when_the_first_piece_arrives) as proxy:
+    with FaultProxy(gcs.server.port, change_when_the_session_opens) as proxy:
         with pytest.raises(IntegrityError, match="changed while it was read"):
             gcs.provider(proxy.endpoint).put_file(path, KEY)
     assert gcs.snapshot() == before
+    assert not [r for r in proxy.requests if _session_put(r) and len(r.body) == 20 * MiB]  # never complete
 
 
-def test_gcs_resumable_upload_declares_both_checksums_on_the_last_piece(gcs, tmp_path):
+def test_gcs_big_upload_is_one_request_and_its_md5_is_compared(gcs, tmp_path):
     path, data = _big(tmp_path, 20)
     with FaultProxy(gcs.server.port) as proxy:
         stored = gcs.provider(proxy.endpoint).put_file(path, KEY)
-    finals = [r for r in proxy.requests if _final_piece(r)]
-    import google_crc32c
-
-    crc = base64.b64encode(google_crc32c.value(data).to_bytes(4, "big")).decode()
-    md5 = base64.b64encode(hashlib.md5(data).digest()).decode()
-    assert len(finals) == 1 and finals[0].headers["x-goog-hash"] == f"crc32c={crc},md5={md5}"
+    assert [r.method for r in proxy.requests] == ["POST", "PUT"]
     assert stored.md5 == hashlib.md5(data).hexdigest()
-    assert gcs.bucket.blob(KEY).download_as_bytes() == data
+    blob = gcs.bucket.get_blob(KEY)
+    assert base64.b64decode(blob.md5_hash).hex() == stored.md5
+    assert blob.download_as_bytes() == data
+
+
+def test_gcs_corrupted_big_upload_is_refused(gcs, tmp_path):
+    """fake-gcs-server 1.54 checks no declared checksum: the comparison with the MD5 it reports finds
+    the corruption, and the corrupted generation is not kept."""
+    path, _ = _big(tmp_path, 20)
+    with FaultProxy(gcs.server.port, F.always(("corrupt",), when=_session_put)) as proxy:
+        with pytest.raises(IntegrityError, match="differs"):
+            gcs.provider(proxy.endpoint).put_file(path, KEY)
+    assert gcs.snapshot() == {}
 
 
 def test_gcs_small_upload_declares_both_checksums(gcs, tmp_path):

@@ -36,7 +36,6 @@ log = logging.getLogger(__name__)
 MiB = 1024 * 1024
 SINGLE_REQUEST_LIMIT = 16 * MiB  # up to this size: one multipart request, the file held in memory
 READ_BLOCK = 8 * MiB
-RESUMABLE_QUANTUM = 256 * 1024  # every resumable request but the last carries a multiple of this
 _TRANSIENT = {408, 429, 500, 502, 503, 504}
 
 
@@ -56,34 +55,33 @@ class _Restart(Exception):
         self.error = error
 
 
-class _Head:
-    """The streamed body of the first resumable request: the first ``size`` bytes of ``blocks``,
-    CRC32C updated on the way; bytes past ``size`` go to ``rest``. An error while reading the file
-    (it changed) is kept in ``error`` and stops the body short, so the request fails unfinished."""
+class _Body:
+    """The streamed body of a resumable upload: the file's blocks from :meth:`SourceFile.chunks` (MD5
+    on the way), the last block held back until the whole file was read and found unchanged. If it
+    changed, the error is kept in ``error`` and the body stops short of its declared length, so the
+    store never receives the last byte and never commits."""
 
-    def __init__(self, blocks, size: int, crc, rest: list):
-        self.blocks, self.size, self.crc, self.rest = blocks, size, crc, rest
-        self.error: BaseException | None = None
+    def __init__(self, src: SourceFile):
+        self.src = src
+        self.error: Exception | None = None
+        self.complete = False
 
     def __len__(self) -> int:
-        return self.size
+        return self.src.size
 
     def __iter__(self):
-        sent = 0
+        held = None
         try:
-            while sent < self.size:
-                block = next(self.blocks)
-                self.crc.update(block)
-                take = min(len(block), self.size - sent)
-                if take < len(block):
-                    self.rest.append(block[take:])
-                    block = block[:take]
-                sent += take
-                yield block
-        except Exception as e:  # IntegrityError from the reader, or the file ended early
-            self.error = e if not isinstance(e, StopIteration) else IntegrityError("file shrank while it was read")
-            raise OSError("upload body interrupted") from None
-_SA_FIELDS = ("type", "client_email", "private_key", "token_uri")
+            for block in self.src.chunks(READ_BLOCK):  # raises IntegrityError at the end if the file changed
+                if held is not None:
+                    yield held
+                held = block
+            self.src.check_unchanged()
+        except Exception as e:
+            self.error = e
+            raise OSError("upload body interrupted: the file changed") from None
+        self.complete = True
+        yield held
 
 
 def load_service_account(path: str) -> dict:
@@ -185,6 +183,12 @@ class GCP(CloudProvider):
             if not self.verify_tls:
                 log.warning("GCP: TLS certificate verification is OFF (verify_tls = false)")
                 client._http.verify = False
+            import requests
+
+            # One connection per upload in flight (requests keeps 10 and opens a new one for each beyond).
+            adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=64)
+            client._http.mount("https://", adapter)
+            client._http.mount("http://", adapter)
             self._bucket = client.bucket(self.bucket)  # a reference: no request is made
         return self._bucket
 
@@ -276,11 +280,11 @@ class GCP(CloudProvider):
         return self._verified(key, resp.json(), len(data), md5)
 
     def _put_resumable(self, path: str | os.PathLike, key: str) -> StoredObject:
-        """A resumable session whose bytes come from one read of the file (MD5 and CRC32C computed on
-        the way): everything but the last piece goes in one streamed request; the last piece is sent
-        only once the whole file was read unchanged, with both checksums in ``X-Goog-Hash``, so GCS
-        checks them before it commits. A file that changed meanwhile cancels the session: the stored
-        object is never touched. A failed session is restarted (re-read) within the retry policy."""
+        """A resumable session and one streamed request with the whole file, read once, its MD5 computed
+        on the way (:class:`_Body`). The last block is held back until the file was read to the end
+        unchanged: a file that changed meanwhile never completes the request, the session is cancelled,
+        and the stored object is never touched. The MD5 GCS reports is compared with the file's. A failed
+        session is restarted (the file re-read) within the retry policy."""
         import time
 
         deadline = time.monotonic() + self.retry.total_timeout
@@ -297,48 +301,29 @@ class GCP(CloudProvider):
         raise error
 
     def _resumable_once(self, src: SourceFile, key: str) -> StoredObject:
-        import google_crc32c
-
         start = self._send("POST", f"{self._upload_url}?uploadType=resumable", key,
                            json={"name": key, "contentType": "application/octet-stream"},
                            headers={"x-upload-content-type": "application/octet-stream",
                                     "x-upload-content-length": str(src.size)})
         session = start.headers["location"]
-        head = (src.size - 1) // RESUMABLE_QUANTUM * RESUMABLE_QUANTUM  # non-final bytes: a multiple of 256 KiB
-        crc = google_crc32c.Checksum()
-        blocks = src.chunks(READ_BLOCK)
-        tail: list[bytes] = []
+        body = _Body(src)
         try:
-            if head:
-                body = _Head(blocks, head, crc, tail)
+            resp = self._send("PUT", session, key, once=True, data=body,
+                              headers={"content-range": f"bytes 0-{src.size - 1}/{src.size}"})
+        except (NetworkError, TransientError, BucketNotFoundError) as e:
+            if body.error is not None:
+                self._cancel(session)
+                raise body.error from None
+            if body.complete:  # every byte went out: the store may have committed before the answer was lost
                 try:
-                    self._send("PUT", session, key, once=True, data=body,
-                               headers={"content-range": f"bytes 0-{head - 1}/{src.size}"})
-                except (NetworkError, TransientError) as e:
-                    if body.error is not None:
-                        raise body.error from None
-                    raise _Restart(e) from None
-                if body.error is not None:
-                    raise body.error
-            for block in blocks:  # the rest of the file; raises IntegrityError here if it changed
-                crc.update(block)
-                tail.append(block)
-            src.check_unchanged()  # nothing is committed until the last piece is sent
+                    return self._landed_or_raise(key, src.size, src.md5, e)
+                except MLAnalyticsError:
+                    pass
+            self._cancel(session)
+            raise _Restart(e) from None
         except BaseException:
             self._cancel(session)
             raise
-        last = b"".join(tail)
-        checks = f"crc32c={_b64(crc.digest())},md5={_b64(bytes.fromhex(src.md5))}"
-        try:
-            resp = self._send("PUT", session, key, data=last, headers={
-                "content-range": f"bytes {head}-{src.size - 1}/{src.size}", "x-goog-hash": checks})
-        except (NetworkError, TransientError) as e:  # retried in the session already
-            return self._landed_or_raise(key, src.size, src.md5, e)
-        except BucketNotFoundError as e:  # the session is gone: it may have committed before the answer was lost
-            try:
-                return self._landed_or_raise(key, src.size, src.md5, e)
-            except BucketNotFoundError:
-                raise _Restart(e) from None
         return self._verified(key, resp.json(), src.size, src.md5)
 
     def _cancel(self, session: str) -> None:
