@@ -84,6 +84,9 @@ class _Body:
         yield held
 
 
+_SA_FIELDS = ("type", "client_email", "private_key", "token_uri")
+
+
 def load_service_account(path: str) -> dict:
     """Read and check a service-account key file; errors name ``[GCP] secret_data``, never its content."""
     try:

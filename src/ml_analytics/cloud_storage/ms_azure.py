@@ -13,8 +13,10 @@ obstore's Azure store is not used because it cannot send Content-MD5.
 
 from __future__ import annotations
 
+import base64
 import logging
 import os
+import re
 import uuid
 from collections.abc import Iterable, Iterator
 from typing import Any
@@ -24,6 +26,7 @@ from ..errors import (AuthenticationError, BucketNotFoundError, ConfigError, Int
                       one_line)
 from ..retry import RetryPolicy
 from ..source import SourceFile
+from ._azure_rest import BlobRest, RequestFailed
 from .base import CloudProvider, ObjectInfo, Option, StoredObject
 
 log = logging.getLogger(__name__)
@@ -32,6 +35,8 @@ SINGLE_PUT_LIMIT = 32 * MiB
 BLOCK_SIZE = 8 * MiB
 TEMP_PREFIX = ".ml-analytics-tmp/"  # big uploads over a Put Blob blob are staged here, then copied
 PUT_BLOB = "put-blob"  # an existing blob without a block list
+_PERMISSION_CODES = ("AuthorizationPermissionMismatch", "AuthorizationResourceTypeMismatch",
+                     "InsufficientAccountPermissions")
 
 
 def _parse_connection_string(text: str) -> dict[str, str]:
@@ -72,10 +77,12 @@ class MSAzure(CloudProvider):
             what = "none is set" if not given else f"{' and '.join(given)} are all set"
             raise ConfigError(f"set exactly one of account_key, sas_token, connection_string ({what})",
                               section=self.section, key=given[-1] if given else "account_key")
+        parts = _parse_connection_string(connectionString) if connectionString else {}
         if connectionString:
-            parts = _parse_connection_string(connectionString)
             accountName = accountName or parts.get("AccountName")
-            endpoint_url = endpoint_url or parts.get("BlobEndpoint")
+            endpoint_url = endpoint_url or parts.get("BlobEndpoint") or (
+                f"{parts.get('DefaultEndpointsProtocol', 'https')}://{accountName}.blob."
+                f"{parts.get('EndpointSuffix', 'core.windows.net')}" if accountName else None)
         if not accountName and not endpoint_url:
             raise ConfigError("account_name is required", section=self.section, key="account_name")
         if not containerName:
@@ -89,7 +96,11 @@ class MSAzure(CloudProvider):
         self._secret_key = accountKey
         self._secret_sas = sasToken.lstrip("?") if sasToken else None
         self._secret_connection_string = connectionString
+        if connectionString:  # the upload path signs its own requests with the key (or SAS) inside
+            self._secret_key = parts.get("AccountKey") or None
+            self._secret_sas = (parts.get("SharedAccessSignature") or "").lstrip("?") or None
         self._container = None
+        self._rest = None
 
     # -- client -----------------------------------------------------------------------------------
     @property
@@ -113,30 +124,62 @@ class MSAzure(CloudProvider):
             self._container = service.get_container_client(self.bucket)
         return self._container
 
+    @property
+    def rest(self) -> BlobRest:
+        """The upload path's own requests (see :mod:`._azure_rest`)."""
+        if self._rest is None:
+            if not self.verify_tls:
+                log.warning("AZURE: TLS certificate verification is OFF (verify_tls = false)")
+            self._rest = BlobRest(self.endpoint_url, self.bucket, account=self.account, key=self._secret_key,
+                                  sas=self._secret_sas, verify_tls=self.verify_tls, retry=self.retry)
+        return self._rest
+
+    def _rest_error(self, exc: RequestFailed, key: str) -> MLAnalyticsError:
+        kw = {"provider": self.section, "bucket": self.bucket, "key": key}
+        reply = exc.reply
+        if reply is None:
+            cause = exc.cause
+            summary = self.redact(f"{type(cause).__name__}: {one_line(cause, 200)}")
+            return NetworkError(f"cannot reach {self.endpoint_url} ({summary})", **kw)
+        code, status = reply.error_code, reply.status
+        message = re.search(rb"<Message>(.*?)</Message>", reply.body, re.S)
+        reason = message.group(1).decode("utf-8", "replace").split("\n")[0] if message else ""
+        summary = self.redact(f"{code or status}: {one_line(reason or status, 200)}")
+        return self._classify(code, status, summary, auth=status in (401, 403), network=False, **kw)
+
+    def _classify(self, code: str, status: int | None, summary: str, *, auth: bool, network: bool,
+                  **kw) -> MLAnalyticsError:
+        if code in ("AuthenticationFailed", "AuthorizationFailure", "InvalidAuthenticationInfo") or \
+                auth and code not in _PERMISSION_CODES:
+            return AuthenticationError(f"wrong credentials ({summary})", **kw)
+        if code in _PERMISSION_CODES:
+            return PermissionDeniedError(f"permission denied ({summary})", **kw)
+        if code == "ContainerNotFound":
+            return BucketNotFoundError(f"container does not exist ({summary})", **kw)
+        if code in ("Md5Mismatch", "InvalidMd5") or "md5" in code.lower():
+            return IntegrityError(f"the store rejected the body as corrupted ({summary})", **kw)
+        if network:
+            return NetworkError(f"cannot reach {self.endpoint_url} ({summary})", **kw)
+        if status and status >= 500:
+            return TransientError(f"store kept failing after retries ({summary})", **kw)
+        return StorageError(summary, **kw)
+
     def _error(self, exc: BaseException, key: str = "", writing: bool = False) -> MLAnalyticsError:
         if isinstance(exc, MLAnalyticsError):
             return exc
+        if isinstance(exc, RequestFailed):
+            return self._rest_error(exc, key)
         from azure.core import exceptions as aexc
 
         code = getattr(exc, "error_code", None) or ""
         status = getattr(exc, "status_code", None)
         reason = getattr(exc, "reason", None) or ""
         summary = self.redact(f"{code or status or type(exc).__name__}: {one_line(reason or exc, 200)}")
-        kw = {"provider": self.section, "bucket": self.bucket, "key": key}
-        if code in ("AuthenticationFailed", "AuthorizationFailure", "InvalidAuthenticationInfo") or \
-                isinstance(exc, aexc.ClientAuthenticationError) and code not in ("AuthorizationPermissionMismatch",):
-            return AuthenticationError(f"wrong credentials ({summary})", **kw)
-        if code in ("AuthorizationPermissionMismatch", "AuthorizationResourceTypeMismatch", "InsufficientAccountPermissions"):
-            return PermissionDeniedError(f"permission denied ({summary})", **kw)
-        if code == "ContainerNotFound":
-            return BucketNotFoundError(f"container does not exist ({summary})", **kw)
-        if code in ("Md5Mismatch", "InvalidMd5") or "md5" in code.lower():
-            return IntegrityError(f"the store rejected the body as corrupted ({summary})", **kw)
-        if isinstance(exc, aexc.ServiceRequestError):
-            return NetworkError(f"cannot reach {self.endpoint_url} ({summary})", **kw)
-        if status and status >= 500 or isinstance(exc, aexc.ServiceResponseError):
-            return TransientError(f"store kept failing after retries ({summary})", **kw)
-        return StorageError(summary, **kw)
+        if isinstance(exc, aexc.ServiceResponseError):
+            status = status or 500
+        return self._classify(code, status, summary, auth=isinstance(exc, aexc.ClientAuthenticationError),
+                              network=isinstance(exc, aexc.ServiceRequestError), provider=self.section,
+                              bucket=self.bucket, key=key)
 
     # -- contract -------------------------------------------------------------------------------------
     def put_file(self, path: str | os.PathLike, key: str) -> StoredObject:
@@ -147,9 +190,21 @@ class MSAzure(CloudProvider):
             return self._put_blocks(src, key)
 
     def put_bytes(self, data: bytes, key: str, md5: str | None = None) -> StoredObject:
+        """One Put Blob: a transactional Content-MD5 the service checks, and the MD5 stored with the blob."""
         import hashlib
 
-        return self._upload(key, data, len(data), md5 or hashlib.md5(data).hexdigest())
+        md5 = md5 or hashlib.md5(data).hexdigest()
+        b64 = base64.b64encode(bytes.fromhex(md5)).decode()
+        try:
+            reply = self.rest.request("PUT", key, body=data, headers={
+                "x-ms-blob-type": "BlockBlob", "content-md5": b64, "x-ms-blob-content-md5": b64,
+                "x-ms-blob-content-type": "application/octet-stream"})
+        except RequestFailed as e:
+            raise self._rest_error(e, key) from None
+        if reply.status == 404:
+            raise self._rest_error(RequestFailed(reply), key)
+        return StoredObject(self.section, key, self.uri(key), len(data), md5,
+                            etag=reply.headers.get("etag", "").strip('"') or None)
 
     def buffer_bytes(self, size: int) -> int:
         if size <= SINGLE_PUT_LIMIT:
@@ -166,49 +221,63 @@ class MSAzure(CloudProvider):
         was written by a single Put Blob without rewriting it, so over such a blob the blocks are staged
         under a temporary name and copied server-side after the commit (:meth:`_copy_over`).
         """
-        from azure.storage.blob import ContentSettings
-
-        blob = self.container.get_blob_client(key)
-        before = self._committed_blocks(blob)
-        target = blob if before is not PUT_BLOB else self.container.get_blob_client(
-            f"{TEMP_PREFIX}{uuid.uuid4().hex}")
+        before = self._committed_blocks(key)
+        target = key if before is not PUT_BLOB else f"{TEMP_PREFIX}{uuid.uuid4().hex}"
         ids: list[str] = []
         try:
             self._stage_all(target, src, ids)  # raises IntegrityError if the file changed while read
             src.check_unchanged()  # ... or since: the blocks are staged, nothing is committed yet
-            settings = ContentSettings(content_md5=bytearray(bytes.fromhex(src.md5)))
-            try:
-                result = target.commit_block_list(ids, content_settings=settings)
-                etag = result.get("etag")
-            except Exception:
-                etag = self._landed(target, ids)  # the commit may have happened and only its answer was lost
-                if etag is None:
-                    raise
+            etag = self._commit(target, ids, src.md5)
         except BaseException as e:
             self._discard(target, e)
             raise
-        if target is not blob:
-            etag = self._copy_over(blob, target)
+        if target != key:
+            etag = self._copy_over(key, target)
         return StoredObject(self.section, key, self.uri(key), src.size, src.md5, etag=str(etag or "").strip('"') or None)
 
-    def _committed_blocks(self, blob):
+    def _block_list(self, name: str, attempts: int | None = None) -> list[str] | None:
+        """Committed block ids of a blob, None if it has no committed blob or block list entry."""
+        import xml.etree.ElementTree as ET
+
+        reply = self.rest.request("GET", name, query={"comp": "blocklist", "blocklisttype": "committed"},
+                                  attempts=attempts)
+        if reply.status == 404:
+            if reply.error_code == "ContainerNotFound":
+                raise RequestFailed(reply)
+            return None
+        root = ET.fromstring(reply.body)
+        return [base64.b64decode(n.text or "").decode() for n in root.iterfind("./CommittedBlocks/Block/Name")]
+
+    def _committed_blocks(self, key: str):
         """The blob's committed block ids; None when there is no committed blob; PUT_BLOB when it
         exists but has no block list (written by a single Put Blob)."""
-        from azure.core.exceptions import ResourceNotFoundError
-
-        try:
-            committed, _ = blob.get_block_list("committed")
-        except ResourceNotFoundError:
-            return None
+        committed = self._block_list(key)
         if committed:
-            return [b.id for b in committed]
-        try:
-            blob.get_blob_properties()
-        except ResourceNotFoundError:  # only uncommitted blocks (someone's failed upload): no blob
-            return None
-        return PUT_BLOB
+            return committed
+        if committed is not None and self.rest.request("HEAD", key).status != 404:
+            return PUT_BLOB
+        return None  # no blob, or only uncommitted blocks (someone's failed upload)
 
-    def _stage_all(self, target, src: SourceFile, ids: list[str]) -> None:
+    def _commit(self, target: str, ids: list[str], md5: str) -> str | None:
+        """Put Block List with the whole-file MD5 as the blob's Content-MD5. If the answer is lost after
+        the store committed, the retry finds the blocks committed already (Latest) and succeeds."""
+        body = "".join(f"<Latest>{base64.b64encode(i.encode()).decode()}</Latest>" for i in ids)
+        body = f'<?xml version="1.0" encoding="utf-8"?><BlockList>{body}</BlockList>'.encode()
+        b64 = base64.b64encode(bytes.fromhex(md5)).decode()
+        try:
+            reply = self.rest.request("PUT", target, query={"comp": "blocklist"}, body=body, headers={
+                "x-ms-blob-content-md5": b64, "x-ms-blob-content-type": "application/octet-stream",
+                "content-type": "application/xml"})
+            if reply.status == 404:
+                raise RequestFailed(reply)
+            return reply.headers.get("etag")
+        except RequestFailed:
+            etag = self._landed(target, ids)  # the commit may have happened and only its answer was lost
+            if etag is None:
+                raise
+            return etag
+
+    def _stage_all(self, target: str, src: SourceFile, ids: list[str]) -> None:
         """Read the file once in order (whole-file MD5 in SourceFile) and stage its blocks in parallel.
         Returns or raises only when no staging request is in flight any more."""
         import contextvars
@@ -224,8 +293,7 @@ class MSAzure(CloudProvider):
                     for f in done:
                         f.result()
                 ids.append(f"{nonce}{i:06d}")
-                ctx = contextvars.copy_context()
-                pending.add(pool.submit(ctx.run, self._stage, target, ids[-1], block))
+                pending.add(pool.submit(contextvars.copy_context().run, self._stage, target, ids[-1], block))
             for f in wait(pending)[0]:
                 f.result()
         finally:
@@ -233,24 +301,25 @@ class MSAzure(CloudProvider):
                 f.cancel()
             pool.shutdown(wait=True)  # nothing may still be staging when the caller cleans up
 
-    @staticmethod
-    def _stage(target, block_id: str, block: bytes) -> None:
+    def _stage(self, target: str, block_id: str, block: bytes) -> None:
         import hashlib
 
-        target.stage_block(block_id, block, length=len(block),
-                           transactional_content_md5=hashlib.md5(block).digest())  # checked by the service
+        reply = self.rest.request("PUT", target, body=block, query={
+            "comp": "block", "blockid": base64.b64encode(block_id.encode()).decode()},
+            headers={"content-md5": base64.b64encode(hashlib.md5(block).digest()).decode()})  # checked by the service
+        if reply.status == 404:
+            raise RequestFailed(reply)
 
-    def _landed(self, target, ids: list[str]):
+    def _landed(self, target: str, ids: list[str]) -> str | None:
         """ETag of ``target`` if its committed block list is exactly ``ids`` (our commit happened), else None."""
         try:
-            committed, _ = target.get_block_list("committed", retry_total=0)
-            if [b.id for b in committed] == ids:
-                return target.get_blob_properties(retry_total=0).etag
-        except Exception:
+            if self._block_list(target, attempts=1) == ids:
+                return self.rest.request("HEAD", target, attempts=1).headers.get("etag")
+        except RequestFailed:
             pass
         return None
 
-    def _discard(self, target, error: BaseException) -> None:
+    def _discard(self, target: str, error: BaseException) -> None:
         """Drop the blocks this upload staged on ``target`` and leave its committed content as it was.
 
         Azure discards uncommitted blocks when a block list is committed, so: re-commit the blob's own
@@ -263,6 +332,8 @@ class MSAzure(CloudProvider):
         from azure.core import MatchConditions
         from azure.core.exceptions import ResourceNotFoundError
         from azure.storage.blob import BlobBlock, BlockState
+
+        target = self.container.get_blob_client(target)
 
         # The store is unreachable or failing: one attempt per request, the run must end.
         quick = {"retry_total": 0} if isinstance(self._error(error), (NetworkError, TransientError)) or \
@@ -289,9 +360,11 @@ class MSAzure(CloudProvider):
             log.warning("AZURE: could not discard uncommitted blocks of %s: %s", target.blob_name,
                         self.redact(one_line(e, 200)))
 
-    def _copy_over(self, blob, temp) -> str | None:
-        """Server-side copy of the committed temporary blob onto ``blob``, then delete the temporary one."""
+    def _copy_over(self, key: str, temp_name: str) -> str | None:
+        """Server-side copy of the committed temporary blob onto ``key``, then delete the temporary one."""
         import time
+
+        blob, temp = self.container.get_blob_client(key), self.container.get_blob_client(temp_name)
 
         try:
             copy = blob.start_copy_from_url(temp.url)
@@ -309,23 +382,6 @@ class MSAzure(CloudProvider):
             except Exception as e:
                 log.warning("AZURE: could not delete temporary blob %s: %s", temp.blob_name,
                             self.redact(one_line(e, 200)))
-
-    def _upload(self, key: str, data, size: int, md5: str, **kwargs) -> StoredObject:
-        """One blob upload with a per-request Content-MD5 the service checks and the blob MD5 stored."""
-        from azure.storage.blob import ContentSettings
-
-        settings = ContentSettings(content_md5=bytearray(bytes.fromhex(md5)))
-        try:
-            result = self.container.get_blob_client(key).upload_blob(data, length=size, overwrite=True,
-                                                                     validate_content=True,
-                                                                     content_settings=settings, **kwargs)
-        except MLAnalyticsError:
-            raise
-        except Exception as e:
-            cause = e if not isinstance(e.__context__, MLAnalyticsError) else e.__context__
-            raise self._error(cause, key) from None
-        return StoredObject(self.section, key, self.uri(key), size, md5,
-                            etag=str(result.get("etag", "")).strip('"') or None)
 
     def stat(self, key: str) -> ObjectInfo | None:
         from azure.core.exceptions import ResourceNotFoundError
@@ -370,6 +426,9 @@ class MSAzure(CloudProvider):
         return {"type": "azureStorage", "uris": [f"azureStorage://{self.account}/{self.bucket}/{k}" for k in keys]}
 
     def close(self) -> None:
+        if self._rest is not None:
+            self._rest.close()
+            self._rest = None
         if self._container is not None:
             self._container.close()
             self._container = None
