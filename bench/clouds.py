@@ -14,7 +14,8 @@ on the server process) per file or per MiB, so a reader sees when the server is 
 
 Tools. Azure: ``ml-analytics upload``; rclone (azureblob remote, --transfers 16); the raw SDK
 (azure-storage-blob 12, one client, 16 threads for small files, 8 blocks of 8 MiB in flight for the
-big one, no checksums); obstore's AzureStore (64 puts in flight, its own multipart); the seed's code
+big one, no checksums; and once more with ``validate_content``, the per-request Content-MD5 this
+project also sends); obstore's AzureStore (64 puts in flight, its own multipart); the seed's code
 path (a new client per file and ``upload_blob`` from the file, files one after another: the v12
 equivalent of the seed's ``BlockBlobService.create_blob_from_path``). GCS: ``ml-analytics upload``;
 rclone (gcs remote, anonymous, custom endpoint); the raw SDK (google-cloud-storage, one client,
@@ -146,8 +147,9 @@ class AzureCloud(Cloud):
         return BlobServiceClient(self.server.endpoint, credential={"account_name": AZURITE_ACCOUNT,
                                                                    "account_key": AZURITE_KEY}, **kw)
 
-    def sdk(self, path: Path, directory: bool) -> None:
-        """azure-storage-blob at its best measured settings: one client, no checksums."""
+    def sdk(self, path: Path, directory: bool, validate: bool = False) -> None:
+        """azure-storage-blob at its best measured settings: one client, no checksums (``validate``: with
+        the SDK's per-request Content-MD5, the same check this project keeps)."""
         container = self._service(max_single_put_size=32 * MiB, max_block_size=8 * MiB).get_container_client(
             self.bucket)
         prefix = self.prefix()
@@ -155,13 +157,17 @@ class AzureCloud(Cloud):
         def put(f: Path, concurrency: int = 1):
             with open(f, "rb") as fh:
                 container.get_blob_client(f"{prefix}/{f.name}").upload_blob(fh, overwrite=True,
-                                                                           max_concurrency=concurrency)
+                                                                           max_concurrency=concurrency,
+                                                                           validate_content=validate)
 
         if directory:
             with ThreadPoolExecutor(16) as pool:
                 list(pool.map(put, self.files(path, True)))
         else:
             put(path, 8)
+
+    def sdk_md5(self, path: Path, directory: bool) -> None:
+        self.sdk(path, directory, validate=True)
 
     def obstore(self, path: Path, directory: bool) -> None:
         import obstore as obs
@@ -266,6 +272,7 @@ def bench_cloud(cloud: Cloud, data: dict, args) -> None:
     tools = [("ml-analytics upload", cloud.project, "sub", None), ("rclone --transfers 16", cloud.rclone, "sub", None),
              ("raw SDK, best settings", cloud.sdk, "own", None)]
     if isinstance(cloud, AzureCloud):
+        tools.append(("raw SDK, per-request Content-MD5", cloud.sdk_md5, "own", None))
         tools.append(("obstore AzureStore", cloud.obstore, "own", None))
     tools.append((f"seed code path ({seed_n} files)" if seed_n < args.small_count else "seed code path",
                   cloud.seed, "own", seed_n))

@@ -7,8 +7,17 @@ the client is anonymous (emulators such as fake-gcs-server); with neither, Appli
 Credentials are used. Constructing the provider makes no request: the bucket is referenced,
 never fetched.
 
-Integrity: the MD5 of the content is sent with the upload and checked by the service; the
-stored object's MD5 is compared again after the upload, and a mismatch deletes the object.
+Uploads send their own JSON API requests through the client's authorized session, under the
+project's retry policy (``max_retries``, ``retry_timeout``, connect and request timeouts), each
+file read once.
+
+Integrity and safety: a file up to 16 MiB goes in one multipart request that declares its MD5 and
+CRC32C, which GCS checks before it stores anything. A bigger one goes through a resumable session
+as one streamed request whose last block is held back until the whole file was read and found
+unchanged: a file that changes never completes the request, the session is cancelled, and the
+stored object is never touched. The MD5 GCS reports is compared with the file's; a mismatch
+(possible only on a store that does not check declared checksums, such as fake-gcs-server 1.54, or
+a plain-HTTP endpoint that corrupted the big upload) deletes that generation and fails.
 obstore's GCS store is not used because it writes through the XML API, which the local GCS
 servers lack, so it could not be tested here.
 """
@@ -353,9 +362,9 @@ class GCP(CloudProvider):
                 f"/o/{quote(key, safe='')}")
 
     def _verified(self, key: str, info: dict, size: int, md5: str) -> StoredObject:
-        """Compare what GCS reports with what was read. GCS itself refuses a body that does not match the
-        declared checksums, before it commits; a store that does not (fake-gcs-server before 1.55) is
-        caught here: that generation is deleted, since it is not the file."""
+        """Compare what GCS reports with what was read. GCS refuses a small upload whose declared checksums
+        do not match before it commits; a store that checks nothing (the fake-gcs-server bundled for the
+        tests) or a corrupted big upload is caught here: that generation is deleted, since it is not the file."""
         stored = _hex(info.get("md5Hash"))
         if stored != md5 or int(info.get("size", -1)) != size:
             generation = info.get("generation")

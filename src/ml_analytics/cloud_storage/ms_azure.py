@@ -1,13 +1,23 @@
-"""AZURE: Azure Blob Storage, through the current SDK (azure-storage-blob 12, not BlockBlobService).
+"""AZURE: Azure Blob Storage. Uploads send their own requests (:mod:`._azure_rest`); the rest uses azure-storage-blob 12.
 
 Credentials: exactly one of ``account_key``, ``sas_token`` or ``connection_string`` (the seed's
 config carries both key and SAS placeholders; the empty one counts as unset). ``endpoint_url``
 points at another blob endpoint (Azurite: ``http://127.0.0.1:PORT/devstoreaccount1``).
 
-Integrity: every request body carries a transactional Content-MD5 (``validate_content``), which
-the service checks per block, and the whole-object MD5 is stored as the blob's Content-MD5 so
-skip-unchanged and read-back checks can compare it. Large files go as blocks uploaded in
-parallel and committed at the end: a failure before the commit leaves no visible blob.
+Integrity: every request body carries a transactional Content-MD5, which the service checks (per
+block for big files), and the whole-object MD5 is stored as the blob's Content-MD5 so
+skip-unchanged and read-back checks can compare it. Each file is read once: the whole-file MD5 is
+computed in order while reading, each block's MD5 on the thread that stages it.
+
+Nothing is lost on failure. Files up to 32 MiB go in one Put Blob (atomic). Bigger ones are staged
+as 8 MiB blocks, several in flight, and committed with Put Block List only once the whole file was
+read and found unchanged (size, mtime, inode); until then the stored blob is untouched. A failed
+upload discards its staged blocks by re-committing the blob's own block list (or, when there was
+no blob, committing an empty list and deleting it). A blob written by a single Put Blob has no
+block list to re-commit, and Azure drops uncommitted blocks only on a commit or a Put Blob, so a
+big upload over such a blob stages under a temporary name (``.ml-analytics-tmp/``) and is copied
+onto the key server-side after its commit; that costs one Copy Blob (synchronous on Azurite and
+for same-account block blobs on Azure) and happens only for that case.
 obstore's Azure store is not used because it cannot send Content-MD5.
 """
 
