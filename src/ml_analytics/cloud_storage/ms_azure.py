@@ -239,7 +239,8 @@ class MSAzure(CloudProvider):
             src.check_unchanged()  # ... or since: the blocks are staged, nothing is committed yet
             etag = self._commit(target, ids, src.md5)
         except BaseException as e:
-            self._discard(target, e)
+            if ids:  # blocks may have been staged
+                self._discard(target, e)
             raise
         if target != key:
             etag = self._copy_over(key, target)
