@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 from conftest import EXAMPLE_DATA, fresh_name
@@ -170,6 +171,35 @@ def test_azure_connection_string(azurite, tmp_path):
     assert az.druid_input_source(["p/a.json"]) == {
         "type": "azureStorage", "uris": [f"azureStorage://{AZURITE_ACCOUNT}/{container}/p/a.json"]}
     assert az.druid_input_source(["p/a.json"], azure_input_source="azure")["uris"] == [f"azure://{container}/p/a.json"]
+
+
+def test_azure_connection_string_with_a_sas_uploads_blocks(azurite, tmp_path):
+    from test_conformance import _account_sas
+
+    container = azurite.create_container(fresh_name("cs"))
+    data = os.urandom(33 * 1024 * 1024 + 7)  # staged blocks, signed by the SAS inside the connection string
+    (tmp_path / "big.bin").write_bytes(data)
+    cs = f"BlobEndpoint={azurite.endpoint};SharedAccessSignature={_account_sas()}"
+    az = MSAzure(containerName=container, connectionString=cs)
+    stored = az.put_file(tmp_path / "big.bin", "p/big.bin")
+    blob = azurite.service_client().get_container_client(container).get_blob_client("p/big.bin")
+    assert blob.download_blob().readall() == data
+    assert bytes(blob.get_blob_properties().content_settings.content_md5).hex() == stored.md5
+
+
+def test_azure_uploads_use_the_environment_proxy(azurite, tmp_path, monkeypatch):
+    container = azurite.create_container(fresh_name("px"))
+    with FaultProxy(azurite.port) as proxy:
+        for name in ("HTTP_PROXY", "http_proxy"):
+            monkeypatch.setenv(name, proxy.endpoint)
+        for name in ("NO_PROXY", "no_proxy"):
+            monkeypatch.delenv(name, raising=False)
+        az = MSAzure(accountName=AZURITE_ACCOUNT, accountKey=AZURITE_KEY, containerName=container,
+                     endpoint_url=azurite.endpoint)
+        az.put_bytes(b"through the proxy", "a/b c.txt")
+        sent = [r.target for r in proxy.requests]
+        assert sent == [f"http://127.0.0.1:{azurite.port}/{AZURITE_ACCOUNT}/{container}/a/b%20c.txt"]
+        assert az.container.download_blob("a/b c.txt").readall() == b"through the proxy"
 
 
 def _service_account(tmp_path):

@@ -376,7 +376,7 @@ class MSAzure(CloudProvider):
         import time
 
         blob, temp = self.container.get_blob_client(key), self.container.get_blob_client(temp_name)
-
+        status = None
         try:
             copy = blob.start_copy_from_url(temp.url)
             status, deadline = copy.get("copy_status"), time.monotonic() + self.retry.total_timeout
@@ -384,15 +384,17 @@ class MSAzure(CloudProvider):
                 time.sleep(0.2)
                 status = blob.get_blob_properties().copy.status
             if status != "success":
-                raise StorageError(f"server-side copy from the temporary blob ended as {status!r}",
-                                   provider=self.section, bucket=self.bucket, key=blob.blob_name)
+                kept = f"; {temp_name} is kept as the copy's source" if status == "pending" else ""
+                raise StorageError(f"server-side copy from the temporary blob ended as {status!r}{kept}",
+                                   provider=self.section, bucket=self.bucket, key=key)
             return blob.get_blob_properties().etag
         finally:
-            try:
-                temp.delete_blob()
-            except Exception as e:
-                log.warning("AZURE: could not delete temporary blob %s: %s", temp.blob_name,
-                            self.redact(one_line(e, 200)))
+            if status != "pending":  # a copy still running needs its source; deleting it would fail the copy
+                try:
+                    temp.delete_blob()
+                except Exception as e:
+                    log.warning("AZURE: could not delete temporary blob %s: %s", temp_name,
+                                self.redact(one_line(e, 200)))
 
     def stat(self, key: str) -> ObjectInfo | None:
         from azure.core.exceptions import ResourceNotFoundError
