@@ -235,16 +235,16 @@ class MSAzure(CloudProvider):
         target = key if before is not PUT_BLOB else f"{TEMP_PREFIX}{uuid.uuid4().hex}"
         ids: list[str] = []
         try:
-            self._stage_all(target, src, ids)  # raises IntegrityError if the file changed while read
-            src.check_unchanged()  # ... or since: the blocks are staged, nothing is committed yet
-            etag = self._commit(target, ids, src.md5)
+            md5 = self._stage_all(target, src, ids)
+            src.check_unchanged()  # the blocks are staged, nothing is committed yet: refuse a changed file
+            etag = self._commit(target, ids, md5)
         except BaseException as e:
             if ids:  # blocks may have been staged
                 self._discard(target, e)
             raise
         if target != key:
             etag = self._copy_over(key, target)
-        return StoredObject(self.section, key, self.uri(key), src.size, src.md5, etag=str(etag or "").strip('"') or None)
+        return StoredObject(self.section, key, self.uri(key), src.size, md5, etag=str(etag or "").strip('"') or None)
 
     def _block_list(self, name: str, attempts: int | None = None) -> list[str] | None:
         """Committed block ids of a blob, None if it has no committed blob or block list entry."""
@@ -288,29 +288,93 @@ class MSAzure(CloudProvider):
                 raise
             return etag
 
-    def _stage_all(self, target: str, src: SourceFile, ids: list[str]) -> None:
-        """Read the file once in order (whole-file MD5 in SourceFile) and stage its blocks in parallel.
-        Returns or raises only when no staging request is in flight any more."""
-        import contextvars
-        from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+    def _stage_all(self, target: str, src: SourceFile, ids: list[str]) -> str:
+        """Read the file once and stage it as blocks; return its MD5. Returns or raises only when no
+        staging request is in flight any more.
 
+        Each block is read (``pread``), hashed and staged by a worker, up to ``max_concurrency`` at a
+        time; one hasher thread folds the blocks into the whole-file MD5 in order as they arrive. A
+        block's memory is let go once it is both staged and hashed: at most ``max_concurrency + 2``
+        blocks are held. Reading in the workers keeps the one sequential step down to the MD5 itself.
+        """
+        import contextvars
+        import hashlib
+        import threading
+        from concurrent.futures import ThreadPoolExecutor
+
+        from ..source import PROGRESS
+
+        count = max(1, -(-src.size // BLOCK_SIZE))
         nonce = uuid.uuid4().hex  # block ids of one upload: same length, never reused by another upload
-        pending: set = set()
-        pool = ThreadPoolExecutor(self.max_concurrency, thread_name_prefix="azure-block")
-        try:
-            for i, block in enumerate(src.chunks(BLOCK_SIZE)):
-                while len(pending) >= self.max_concurrency:
-                    done, pending = wait(pending, return_when=FIRST_COMPLETED)
-                    for f in done:
-                        f.result()
-                ids.append(f"{nonce}{i:06d}")
-                pending.add(pool.submit(contextvars.copy_context().run, self._stage, target, ids[-1], block))
-            for f in wait(pending)[0]:
-                f.result()
-        finally:
-            for f in pending:
-                f.cancel()
-            pool.shutdown(wait=True)  # nothing may still be staging when the caller cleans up
+        whole = hashlib.md5()
+        ready: dict[int, bytes] = {}
+        uses = [0] * count  # 2 when a block is hashed and staged (or abandoned)
+        cond = threading.Condition()
+        slots = threading.Semaphore(self.max_concurrency + 2)
+        errors: list[BaseException] = []
+
+        def release(i: int) -> None:
+            with cond:
+                uses[i] += 1
+                if uses[i] == 2:
+                    ready.pop(i, None)
+                    slots.release()
+
+        def work(i: int) -> None:
+            try:
+                if not errors:
+                    want = min(BLOCK_SIZE, src.size - i * BLOCK_SIZE)
+                    block = os.pread(fd, want, i * BLOCK_SIZE)
+                    if len(block) != want:
+                        raise IntegrityError(f"{src.path}: file shrank while it was read; not stored")
+                    with cond:
+                        ready[i] = block
+                        cond.notify_all()
+                    progress = PROGRESS.get()
+                    if progress is not None:
+                        progress(len(block))
+                    self._stage(target, ids[i], block)
+            except BaseException as e:
+                with cond:
+                    errors.append(e)
+                    cond.notify_all()
+            finally:
+                release(i)
+
+        def hash_in_order() -> None:
+            for i in range(count):
+                with cond:
+                    cond.wait_for(lambda: i in ready or errors)
+                    block = ready.get(i)
+                if block is None:  # a worker failed: stop, and let go of every block not hashed yet
+                    for j in range(i, count):
+                        release(j)
+                    return
+                whole.update(block)
+                release(i)
+
+        with src._open() as fh:
+            fd = fh.fileno()
+            hasher = threading.Thread(target=hash_in_order, name="azure-md5", daemon=True)
+            hasher.start()
+            pool = ThreadPoolExecutor(self.max_concurrency, thread_name_prefix="azure-block")
+            try:
+                for i in range(count):
+                    while not slots.acquire(timeout=0.05):
+                        if errors:
+                            break
+                    if errors:
+                        for j in range(i, count):  # never submitted: nothing to stage or hash
+                            release(j)
+                        break
+                    ids.append(f"{nonce}{i:06d}")
+                    pool.submit(contextvars.copy_context().run, work, i)
+            finally:
+                pool.shutdown(wait=True)  # nothing may still be staging when the caller cleans up
+                hasher.join()
+        if errors:
+            raise errors[0]
+        return whole.hexdigest()
 
     def _stage(self, target: str, block_id: str, block: bytes) -> None:
         import hashlib
