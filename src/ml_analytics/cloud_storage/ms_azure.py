@@ -36,7 +36,7 @@ from ..errors import (AuthenticationError, BucketNotFoundError, ConfigError, Int
                       one_line)
 from ..retry import RetryPolicy
 from ..source import SourceFile
-from ._azure_rest import BlobRest, RequestFailed
+from ._azure_rest import BlobRest, RequestFailed, error_code
 from .base import CloudProvider, ObjectInfo, Option, StoredObject
 
 log = logging.getLogger(__name__)
@@ -151,7 +151,7 @@ class MSAzure(CloudProvider):
             cause = exc.cause
             summary = self.redact(f"{type(cause).__name__}: {one_line(cause, 200)}")
             return NetworkError(f"cannot reach {self.endpoint_url} ({summary})", **kw)
-        code, status = reply.error_code, reply.status
+        code, status = error_code(reply), reply.status
         message = re.search(rb"<Message>(.*?)</Message>", reply.body, re.S)
         reason = message.group(1).decode("utf-8", "replace").split("\n")[0] if message else ""
         summary = self.redact(f"{code or status}: {one_line(reason or status, 200)}")
@@ -253,7 +253,7 @@ class MSAzure(CloudProvider):
         reply = self.rest.request("GET", name, query={"comp": "blocklist", "blocklisttype": "committed"},
                                   attempts=attempts)
         if reply.status == 404:
-            if reply.error_code == "ContainerNotFound":
+            if error_code(reply) == "ContainerNotFound":
                 raise RequestFailed(reply)
             return None
         root = ET.fromstring(reply.body)
