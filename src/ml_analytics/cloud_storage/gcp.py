@@ -7,9 +7,9 @@ the client is anonymous (emulators such as fake-gcs-server); with neither, Appli
 Credentials are used. Constructing the provider makes no request: the bucket is referenced,
 never fetched.
 
-Uploads send their own JSON API requests through the client's authorized session, under the
-project's retry policy (``max_retries``, ``retry_timeout``, connect and request timeouts), each
-file read once.
+Uploads send their own JSON API requests (:mod:`._http`, with the credentials' bearer token)
+under the project's retry policy (``max_retries``, ``retry_timeout``, connect and request timeouts),
+each file read once; listing, stat and delete go through google-cloud-storage.
 
 Integrity and safety: a file up to 16 MiB goes in one multipart request that declares its MD5 and
 CRC32C, which GCS checks before it stores anything. A bigger one goes through a resumable session
@@ -33,6 +33,7 @@ import json
 import logging
 import os
 import socket
+import threading
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -43,13 +44,13 @@ from ..errors import (AuthenticationError, BucketNotFoundError, ConfigError, Int
                       one_line)
 from ..retry import RetryPolicy
 from ..source import SourceFile
+from ._http import Reply
 from .base import CloudProvider, ObjectInfo, Option, StoredObject
 
 log = logging.getLogger(__name__)
 MiB = 1024 * 1024
 SINGLE_REQUEST_LIMIT = 16 * MiB  # up to this size: one multipart request, the file held in memory
 READ_BLOCK = 8 * MiB
-_TRANSIENT = {408, 429, 500, 502, 503, 504}
 
 
 def _b64(raw: bytes) -> str:
@@ -162,6 +163,9 @@ class GCP(CloudProvider):
         self.verify_tls = verifyTls
         self.retry = retry or RetryPolicy()
         self._bucket = None
+        self._credentials = None
+        self._endpoints: dict = {}
+        self._token_lock = threading.Lock()
 
     @property
     def secrets(self) -> set[str]:
@@ -177,11 +181,29 @@ class GCP(CloudProvider):
             except ImportError:
                 raise ProviderNotInstalledError("[GCP] needs google-cloud-storage: "
                                                 "pip install 'ml-analytics-cloud[gcp]'") from None
+            options = {"api_endpoint": self.endpoint_url} if self.endpoint_url else None
+            client = storage.Client(project=self.project or "ml-analytics", credentials=self.credentials,
+                                    client_options=options)
+            if not self.verify_tls:
+                log.warning("GCP: TLS certificate verification is OFF (verify_tls = false)")
+                client._http.verify = False
+            self._bucket = client.bucket(self.bucket)  # a reference: no request is made
+        return self._bucket
+
+    @property
+    def credentials(self):
+        """Service-account, anonymous (an emulator endpoint without a key file) or default credentials."""
+        if self._credentials is None:
+            try:
+                import google.auth  # noqa: F401 (google-auth comes with google-cloud-storage)
+            except ImportError:
+                raise ProviderNotInstalledError("[GCP] needs google-cloud-storage: "
+                                                "pip install 'ml-analytics-cloud[gcp]'") from None
             if self._secret_info:
                 from google.oauth2 import service_account
 
                 try:
-                    credentials = service_account.Credentials.from_service_account_info(
+                    self._credentials = service_account.Credentials.from_service_account_info(
                         self._secret_info, scopes=["https://www.googleapis.com/auth/devstorage.read_write"])
                 except (ValueError, KeyError) as e:
                     raise ConfigError(f"service-account file {self.secret_data} is not usable: "
@@ -190,31 +212,50 @@ class GCP(CloudProvider):
             elif self.endpoint_url:
                 from google.auth.credentials import AnonymousCredentials
 
-                credentials = AnonymousCredentials()
+                self._credentials = AnonymousCredentials()
             else:
                 import google.auth
 
                 try:
-                    credentials, default_project = google.auth.default()
+                    self._credentials, default_project = google.auth.default()
                 except Exception as e:
                     raise AuthenticationError(f"no secret_data and no Application Default Credentials "
                                               f"({type(e).__name__})", provider=self.section, bucket=self.bucket) \
                         from None
                 self.project = self.project or default_project
-            options = {"api_endpoint": self.endpoint_url} if self.endpoint_url else None
-            client = storage.Client(project=self.project or "ml-analytics", credentials=credentials,
-                                    client_options=options)
-            if not self.verify_tls:
-                log.warning("GCP: TLS certificate verification is OFF (verify_tls = false)")
-                client._http.verify = False
-            import requests
+        return self._credentials
 
-            # One connection per upload in flight (requests keeps 10 and opens a new one for each beyond).
-            adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=64)
-            client._http.mount("https://", adapter)
-            client._http.mount("http://", adapter)
-            self._bucket = client.bucket(self.bucket)  # a reference: no request is made
-        return self._bucket
+    def _auth_headers(self, refresh: bool = False) -> dict[str, str]:
+        """The bearer token of the credentials (refreshed when expired or when asked), none if anonymous."""
+        from google.auth.credentials import AnonymousCredentials
+
+        creds = self.credentials
+        if isinstance(creds, AnonymousCredentials):
+            return {}
+        with self._token_lock:
+            if refresh or not creds.valid:
+                from google.auth.transport.requests import Request
+
+                try:
+                    creds.refresh(Request())
+                except Exception as e:
+                    raise AuthenticationError(f"cannot get an access token ({self.redact(one_line(e, 200))})",
+                                              provider=self.section, bucket=self.bucket) from None
+            return {"authorization": f"Bearer {creds.token}"}
+
+    def _endpoint(self, url: str):
+        """The kept-alive endpoint for ``url``'s origin, and the path + query to send there."""
+        from urllib.parse import urlsplit
+
+        from ._http import Endpoint
+
+        parts = urlsplit(url)
+        origin = f"{parts.scheme}://{parts.netloc}"
+        with self._token_lock:
+            endpoint = self._endpoints.get(origin)
+            if endpoint is None:
+                endpoint = self._endpoints[origin] = Endpoint(origin, verify_tls=self.verify_tls, retry=self.retry)
+        return endpoint, parts.path + (f"?{parts.query}" if parts.query else "")
 
     def _error(self, exc: BaseException, key: str = "", writing: bool = False) -> MLAnalyticsError:
         if isinstance(exc, MLAnalyticsError):
@@ -248,33 +289,40 @@ class GCP(CloudProvider):
     def _upload_url(self) -> str:
         return f"{self.endpoint_url or 'https://storage.googleapis.com'}/upload/storage/v1/b/{quote(self.bucket, safe='')}/o"
 
-    def _send(self, method: str, url: str, key: str, *, once: bool = False, **kw):
-        """One request through the client's authorized session, retried under the policy when transient
-        (408, 429, 5xx, connection errors, timeouts): at most ``max_retries`` retries, none started after
-        ``retry_timeout``. Returns the response for any status < 400 or raises the mapped error."""
-        import time
+    def _send(self, method: str, url: str, key: str, *, once: bool = False, data=b"", headers=None,
+              length: int | None = None) -> Reply:
+        """One request (see :meth:`._http.Endpoint.send`: retried under the policy when transient, at most
+        ``max_retries`` times, none after ``retry_timeout``; ``once``: a single attempt). A 401 refreshes
+        the token once. Returns the answer for any status < 400 or raises the mapped error (404 too)."""
+        from ._http import RequestFailed
 
-        import requests
+        endpoint, target = self._endpoint(url)
+        for refresh in (False, True):
+            auth = self._auth_headers(refresh)
+            try:
+                reply = endpoint.send(method, target, headers=lambda _attempt: {**auth, **(headers or {})},
+                                      body=data, length=length, attempts=1 if once else None)
+            except RequestFailed as e:
+                if e.reply is not None and e.reply.status == 401 and not refresh and auth:
+                    continue
+                raise self._reply_error(e.reply, e.cause, key) from None
+            if reply.status == 404:
+                raise self._reply_error(reply, None, key)
+            return reply
+        raise AssertionError("unreachable")
+
+    def _reply_error(self, reply, cause, key: str) -> MLAnalyticsError:
+        if reply is None:
+            summary = self.redact(f"{type(cause).__name__}: {one_line(cause, 200)}")
+            return NetworkError(f"cannot reach {self.endpoint_url or 'storage.googleapis.com'} ({summary})",
+                                provider=self.section, bucket=self.bucket, key=key)
         from google.api_core import exceptions as gexc
 
-        session = self.gcs_bucket.client._http
-        deadline = time.monotonic() + self.retry.total_timeout
-        for attempt in range(self.retry.max_retries if once else 0, self.retry.max_retries + 1):
-            try:
-                resp = session.request(method, url, timeout=self._timeout, **kw)
-            except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as e:
-                error: Exception = e
-            else:
-                if resp.status_code < 400:
-                    return resp
-                error = gexc.from_http_response(resp)
-                if resp.status_code not in _TRANSIENT:
-                    raise self._error(error, key, writing=True)
-            pause = self.retry.backoff(attempt)
-            if attempt >= self.retry.max_retries or time.monotonic() + pause >= deadline:
-                break
-            time.sleep(pause)
-        raise self._error(error, key, writing=True)
+        try:
+            message = json.loads(reply.body)["error"]["message"]
+        except Exception:
+            message = reply.body[:200].decode("utf-8", "replace") or "no message"
+        return self._error(gexc.from_http_status(reply.status, message), key, writing=True)
 
     def put_file(self, path: str | os.PathLike, key: str) -> StoredObject:
         src = SourceFile(path)
@@ -298,11 +346,11 @@ class GCP(CloudProvider):
                          f"application/octet-stream\r\n\r\n".encode(), data, f"\r\n--{boundary}--".encode()))
         headers = {"content-type": f"multipart/related; boundary={boundary}"}
         try:
-            resp = self._send("POST", f"{self._upload_url}?uploadType=multipart&prettyPrint=false", key, data=body,
-                              headers=headers)
+            reply = self._send("POST", f"{self._upload_url}?uploadType=multipart&prettyPrint=false", key, data=body,
+                               headers=headers)
         except (NetworkError, TransientError) as e:
             return self._landed_or_raise(key, len(data), md5, e)
-        return self._verified(key, resp.json(), len(data), md5)
+        return self._verified(key, json.loads(reply.body), len(data), md5)
 
     def _put_resumable(self, path: str | os.PathLike, key: str) -> StoredObject:
         """A resumable session and one streamed request with the whole file, read once, its CRC32C computed
@@ -327,14 +375,15 @@ class GCP(CloudProvider):
 
     def _resumable_once(self, src: SourceFile, key: str) -> StoredObject:
         start = self._send("POST", f"{self._upload_url}?uploadType=resumable&prettyPrint=false", key,
-                           json={"name": key, "contentType": "application/octet-stream"},
-                           headers={"x-upload-content-type": "application/octet-stream",
+                           data=json.dumps({"name": key, "contentType": "application/octet-stream"}).encode(),
+                           headers={"content-type": "application/json; charset=UTF-8",
+                                    "x-upload-content-type": "application/octet-stream",
                                     "x-upload-content-length": str(src.size)})
         session = start.headers["location"]
         body = _Body(src)
         try:
-            resp = self._send("PUT", session, key, once=True, data=body,
-                              headers={"content-range": f"bytes 0-{src.size - 1}/{src.size}"})
+            reply = self._send("PUT", session, key, once=True, data=body, length=src.size,
+                               headers={"content-range": f"bytes 0-{src.size - 1}/{src.size}"})
         except (NetworkError, TransientError, BucketNotFoundError) as e:
             if body.error is not None:
                 self._cancel(session)
@@ -349,11 +398,12 @@ class GCP(CloudProvider):
         except BaseException:
             self._cancel(session)
             raise
-        return self._verified(key, resp.json(), src.size, crc32c=body.crc32c)
+        return self._verified(key, json.loads(reply.body), src.size, crc32c=body.crc32c)
 
     def _cancel(self, session: str) -> None:
         try:
-            self.gcs_bucket.client._http.request("DELETE", session, timeout=self._timeout)
+            endpoint, target = self._endpoint(session)
+            endpoint.send("DELETE", target, headers=lambda _attempt: self._auth_headers(), attempts=1)
         except Exception:
             pass  # an abandoned session expires on its own and was never an object
 
@@ -362,9 +412,9 @@ class GCP(CloudProvider):
         """Sending failed, but the store may have acted (the answer was lost): when it holds exactly these
         bytes (same size and checksum), that is success. One attempt: the store may be down."""
         try:
-            resp = self._send("GET", f"{self._api_url(key)}?fields=name,size,md5Hash,crc32c,generation"
+            reply = self._send("GET", f"{self._api_url(key)}?fields=name,size,md5Hash,crc32c,generation"
                                       f"&prettyPrint=false", key, once=True)
-            info = resp.json()
+            info = json.loads(reply.body)
         except MLAnalyticsError:
             raise error from None
         if int(info.get("size", -1)) == size and (_hex(info.get("md5Hash")) == md5 if md5 else
@@ -430,6 +480,9 @@ class GCP(CloudProvider):
         return {"type": "google", "uris": [self.uri(k) for k in keys]}
 
     def close(self) -> None:
+        for endpoint in self._endpoints.values():
+            endpoint.close()
+        self._endpoints = {}
         if self._bucket is not None:
             try:
                 self._bucket.client.close()
