@@ -330,6 +330,9 @@ class GCP(CloudProvider):
             return self.put_bytes(src.read_all(), key, src.md5)
         return self._put_resumable(path, key)
 
+    def buffer_bytes(self, size: int) -> int:
+        return size if size <= SINGLE_REQUEST_LIMIT else 2 * READ_BLOCK  # the block sent and the one held back
+
     def put_bytes(self, data: bytes, key: str, md5: str | None = None) -> StoredObject:
         """One multipart request carrying the MD5 and CRC32C in the object's metadata: GCS refuses a
         body that does not match them, so a corrupted upload never replaces the stored object."""

@@ -219,7 +219,7 @@ class MSAzure(CloudProvider):
     def buffer_bytes(self, size: int) -> int:
         if size <= SINGLE_PUT_LIMIT:
             return size
-        return min(size, BLOCK_SIZE * (self.max_concurrency + 1))  # blocks in flight plus the one being read
+        return min(size, BLOCK_SIZE * (self.max_concurrency + 2))  # blocks read but not yet staged and hashed
 
     # -- big files: staged blocks, committed only once the whole file is read and verified ------------------
     def _put_blocks(self, src: SourceFile, key: str) -> StoredObject:
