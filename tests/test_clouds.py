@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 from conftest import EXAMPLE_DATA, fresh_name
@@ -172,6 +173,35 @@ def test_azure_connection_string(azurite, tmp_path):
     assert az.druid_input_source(["p/a.json"], azure_input_source="azure")["uris"] == [f"azure://{container}/p/a.json"]
 
 
+def test_azure_connection_string_with_a_sas_uploads_blocks(azurite, tmp_path):
+    from test_conformance import _account_sas
+
+    container = azurite.create_container(fresh_name("cs"))
+    data = os.urandom(33 * 1024 * 1024 + 7)  # staged blocks, signed by the SAS inside the connection string
+    (tmp_path / "big.bin").write_bytes(data)
+    cs = f"BlobEndpoint={azurite.endpoint};SharedAccessSignature={_account_sas()}"
+    az = MSAzure(containerName=container, connectionString=cs)
+    stored = az.put_file(tmp_path / "big.bin", "p/big.bin")
+    blob = azurite.service_client().get_container_client(container).get_blob_client("p/big.bin")
+    assert blob.download_blob().readall() == data
+    assert bytes(blob.get_blob_properties().content_settings.content_md5).hex() == stored.md5
+
+
+def test_azure_uploads_use_the_environment_proxy(azurite, tmp_path, monkeypatch):
+    container = azurite.create_container(fresh_name("px"))
+    with FaultProxy(azurite.port) as proxy:
+        for name in ("HTTP_PROXY", "http_proxy"):
+            monkeypatch.setenv(name, proxy.endpoint)
+        for name in ("NO_PROXY", "no_proxy"):
+            monkeypatch.delenv(name, raising=False)
+        az = MSAzure(accountName=AZURITE_ACCOUNT, accountKey=AZURITE_KEY, containerName=container,
+                     endpoint_url=azurite.endpoint)
+        az.put_bytes(b"through the proxy", "a/b c.txt")
+        sent = [r.target for r in proxy.requests]
+        assert sent == [f"http://127.0.0.1:{azurite.port}/{AZURITE_ACCOUNT}/{container}/a/b%20c.txt"]
+        assert az.container.download_blob("a/b c.txt").readall() == b"through the proxy"
+
+
 def _service_account(tmp_path):
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import rsa
@@ -219,3 +249,49 @@ def test_gcp_bad_service_account_files(cli, tmp_path, content, fragment):
     r = cli("check", "--config", cfg, "--offline")
     assert r.code == 2 and "[GCP] secret_data" in r.err and fragment in r.err
     assert "PLANTED-pk" not in r.text
+
+
+def test_gcp_uploads_carry_the_service_account_token_and_refresh_it_on_401(fake_gcs, tmp_path):
+    """The key file's token endpoint is a loopback stand-in (Google's is not reachable here): the upload
+    path must fetch a token with the key, send it as a bearer token, and fetch a new one after a 401."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    tokens = []
+
+    class TokenEndpoint(BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802 (http.server's name)
+            self.rfile.read(int(self.headers["content-length"]))
+            tokens.append(f"token-{len(tokens) + 1}")
+            body = json.dumps({"access_token": tokens[-1], "expires_in": 3600, "token_type": "Bearer"}).encode()
+            self.send_response(200)
+            self.send_header("content-type", "application/json")
+            self.send_header("content-length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), TokenEndpoint)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    sa, _ = _service_account(tmp_path)
+    info = json.loads(sa.read_text())
+    info["token_uri"] = f"http://127.0.0.1:{server.server_address[1]}/token"
+    sa.write_text(json.dumps(info))
+    bucket = fake_gcs.create_bucket(fresh_name("sa"))
+    seen = []
+
+    def first_upload_unauthorized(req):
+        seen.append(req.headers.get("authorization"))
+        if len(seen) == 1:
+            return ("status", 401, b'{"error": {"code": 401, "message": "token expired"}}')
+
+    try:
+        with FaultProxy(fake_gcs.port, first_upload_unauthorized) as proxy:
+            gcp = GCP(secret_data=str(sa), bucketName=bucket, endpoint_url=proxy.endpoint)
+            gcp.put_bytes(b"signed", "a.json")
+    finally:
+        server.shutdown()
+    assert seen == ["Bearer token-1", "Bearer token-2"]
+    assert fake_gcs.client().bucket(bucket).blob("a.json").download_as_bytes() == b"signed"

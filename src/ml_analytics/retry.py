@@ -57,14 +57,29 @@ class RetryPolicy:
         return random.uniform(0.5, 1.0) * min(self.max_backoff, self.initial_backoff * 2 ** attempt)
 
     def azure_kwargs(self) -> dict:
-        """azure-storage-blob settings. Its own retry policy (15 s first backoff) is replaced by ours."""
+        """azure-storage-blob settings. Its own retry policy (15 s first backoff, no overall deadline) is
+        replaced by ours: at most ``max_retries`` retries, none started once ``total_timeout`` seconds
+        have passed since the first attempt (the backoff is cut to what is left), each attempt bounded by
+        ``connect_timeout`` and ``request_timeout`` (between bytes)."""
+        import time
+
         from azure.storage.blob import ExponentialRetry
 
         policy = self
 
         class _Retry(ExponentialRetry):
+            def configure_retries(self, request):
+                settings = super().configure_retries(request)
+                settings["deadline"] = time.monotonic() + policy.total_timeout
+                return settings
+
             def get_backoff_time(self, settings):
-                return policy.backoff(settings["count"])
+                return min(policy.backoff(settings["count"]), max(0.0, settings["deadline"] - time.monotonic()))
+
+            def increment(self, settings, request, response=None, error=None):
+                if time.monotonic() >= settings["deadline"]:
+                    return False
+                return super().increment(settings, request, response, error)
 
         n = self.max_retries
         return {"retry_policy": _Retry(retry_total=n, retry_connect=n, retry_read=n, retry_status=n,
@@ -74,8 +89,18 @@ class RetryPolicy:
     # -- google-api-core ---------------------------------------------------------------------------
     def google_retry(self):
         """google-cloud-storage's own predicate (it knows its transport's errors: 408, 429, 5xx,
-        connection resets) with our delays and deadline."""
+        connection resets) with our delays and deadline, and at most ``max_retries`` retries (a fresh
+        count for every call: build one per request)."""
+        import itertools
+
         from google.cloud.storage.retry import DEFAULT_RETRY
 
-        return DEFAULT_RETRY.with_delay(initial=self.initial_backoff, maximum=self.max_backoff, multiplier=2) \
+        retries = itertools.count(1)
+        transient = DEFAULT_RETRY._predicate
+
+        def predicate(exc: Exception) -> bool:
+            return transient(exc) and next(retries) <= self.max_retries
+
+        return DEFAULT_RETRY.with_predicate(predicate) \
+            .with_delay(initial=self.initial_backoff, maximum=self.max_backoff, multiplier=2) \
             .with_timeout(self.total_timeout)

@@ -99,6 +99,17 @@ class SourceFile:
                 f"{self.path}: file changed while it was read ({self._before.size} bytes before, "
                 f"{on_disk.size} after, {self.bytes_read} read); not stored")
 
+    def check_unchanged(self) -> None:
+        """Raise IntegrityError if the file on disk is no longer the one that was read (size, mtime, inode):
+        called right before an upload is committed, after the last read."""
+        try:
+            on_disk = _fingerprint(os.stat(self.path))
+        except OSError:
+            raise IntegrityError(f"{self.path}: file disappeared while it was read") from None
+        if on_disk != self._before:
+            raise IntegrityError(f"{self.path}: file changed while it was read ({self._before.size} bytes before, "
+                                 f"{on_disk.size} after); not stored")
+
     def read_all(self) -> bytes:
         """The whole content (for small files), verified unchanged."""
         with self._open() as fh:

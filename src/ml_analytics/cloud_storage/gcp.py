@@ -7,8 +7,21 @@ the client is anonymous (emulators such as fake-gcs-server); with neither, Appli
 Credentials are used. Constructing the provider makes no request: the bucket is referenced,
 never fetched.
 
-Integrity: the MD5 of the content is sent with the upload and checked by the service; the
-stored object's MD5 is compared again after the upload, and a mismatch deletes the object.
+Uploads send their own JSON API requests (:mod:`._http`, with the credentials' bearer token)
+under the project's retry policy (``max_retries``, ``retry_timeout``, connect and request timeouts),
+each file read once; listing, stat and delete go through google-cloud-storage.
+
+Integrity and safety: a file up to 16 MiB goes in one multipart request that declares its MD5 and
+CRC32C, which GCS checks before it stores anything. A bigger one goes through a resumable session
+as one streamed request whose last block is held back until the whole file was read and found
+unchanged: a file that changes never completes the request, the session is cancelled, and the
+stored object is never touched. The checksum GCS reports (MD5 for small files, CRC32C for big ones,
+whose MD5 is then the one GCS computed) is compared with the file's; a mismatch deletes that
+generation and fails. It can happen only where the store did not check a declared checksum before
+committing: a small upload to a store that ignores them (fake-gcs-server 1.54, bundled for the
+tests), or a big upload corrupted in transit, for which no checksum can be declared up front without
+reading the file twice (TLS rules that out against real GCS; over plain HTTP the previous version
+would be gone).
 obstore's GCS store is not used because it writes through the XML API, which the local GCS
 servers lack, so it could not be tested here.
 """
@@ -20,20 +33,79 @@ import json
 import logging
 import os
 import socket
+import threading
+import uuid
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import quote
 
 from ..errors import (AuthenticationError, BucketNotFoundError, ConfigError, IntegrityError, MLAnalyticsError,
                       NetworkError, PermissionDeniedError, ProviderNotInstalledError, StorageError, TransientError,
                       one_line)
 from ..retry import RetryPolicy
 from ..source import SourceFile
+from ._http import Reply
 from .base import CloudProvider, ObjectInfo, Option, StoredObject
 
 log = logging.getLogger(__name__)
 MiB = 1024 * 1024
-SINGLE_REQUEST_LIMIT = 16 * MiB
-CHUNK_SIZE = 16 * MiB
+SINGLE_REQUEST_LIMIT = 16 * MiB  # up to this size: one multipart request, the file held in memory
+READ_BLOCK = 8 * MiB
+
+
+def _b64(raw: bytes) -> str:
+    return base64.b64encode(raw).decode()
+
+
+def _hex(b64: str | None) -> str | None:
+    return base64.b64decode(b64).hex() if b64 else None
+
+
+class _Restart(Exception):
+    """A resumable session failed in a way that only a new session can recover from."""
+
+    def __init__(self, error: Exception):
+        super().__init__(str(error))
+        self.error = error
+
+
+class _Body:
+    """The streamed body of a resumable upload: the file's blocks from :meth:`SourceFile.chunks`, CRC32C
+    computed on the way, the last block held back until the whole file was read and found unchanged. If
+    it changed, the error is kept in ``error`` and the body stops short of its declared length, so the
+    store never receives the last byte and never commits."""
+
+    def __init__(self, src: SourceFile):
+        import google_crc32c
+
+        self.src = src
+        self.crc = google_crc32c.Checksum()
+        self.error: Exception | None = None
+        self.complete = False
+
+    def __len__(self) -> int:
+        return self.src.size
+
+    def __iter__(self):
+        held = None
+        try:
+            for block in self.src.chunks(READ_BLOCK):  # raises IntegrityError at the end if the file changed
+                self.crc.update(block)
+                if held is not None:
+                    yield held
+                held = block
+            self.src.check_unchanged()
+        except Exception as e:
+            self.error = e
+            raise OSError("upload body interrupted: the file changed") from None
+        self.complete = True
+        yield held
+
+    @property
+    def crc32c(self) -> str:
+        return _b64(self.crc.digest())
+
+
 _SA_FIELDS = ("type", "client_email", "private_key", "token_uri")
 
 
@@ -97,6 +169,9 @@ class GCP(CloudProvider):
         self.verify_tls = verifyTls
         self.retry = retry or RetryPolicy()
         self._bucket = None
+        self._credentials = None
+        self._endpoints: dict = {}
+        self._token_lock = threading.Lock()
 
     @property
     def secrets(self) -> set[str]:
@@ -112,11 +187,29 @@ class GCP(CloudProvider):
             except ImportError:
                 raise ProviderNotInstalledError("[GCP] needs google-cloud-storage: "
                                                 "pip install 'ml-analytics-cloud[gcp]'") from None
+            options = {"api_endpoint": self.endpoint_url} if self.endpoint_url else None
+            client = storage.Client(project=self.project or "ml-analytics", credentials=self.credentials,
+                                    client_options=options)
+            if not self.verify_tls:
+                log.warning("GCP: TLS certificate verification is OFF (verify_tls = false)")
+                client._http.verify = False
+            self._bucket = client.bucket(self.bucket)  # a reference: no request is made
+        return self._bucket
+
+    @property
+    def credentials(self):
+        """Service-account, anonymous (an emulator endpoint without a key file) or default credentials."""
+        if self._credentials is None:
+            try:
+                import google.auth  # noqa: F401 (google-auth comes with google-cloud-storage)
+            except ImportError:
+                raise ProviderNotInstalledError("[GCP] needs google-cloud-storage: "
+                                                "pip install 'ml-analytics-cloud[gcp]'") from None
             if self._secret_info:
                 from google.oauth2 import service_account
 
                 try:
-                    credentials = service_account.Credentials.from_service_account_info(
+                    self._credentials = service_account.Credentials.from_service_account_info(
                         self._secret_info, scopes=["https://www.googleapis.com/auth/devstorage.read_write"])
                 except (ValueError, KeyError) as e:
                     raise ConfigError(f"service-account file {self.secret_data} is not usable: "
@@ -125,25 +218,50 @@ class GCP(CloudProvider):
             elif self.endpoint_url:
                 from google.auth.credentials import AnonymousCredentials
 
-                credentials = AnonymousCredentials()
+                self._credentials = AnonymousCredentials()
             else:
                 import google.auth
 
                 try:
-                    credentials, default_project = google.auth.default()
+                    self._credentials, default_project = google.auth.default()
                 except Exception as e:
                     raise AuthenticationError(f"no secret_data and no Application Default Credentials "
                                               f"({type(e).__name__})", provider=self.section, bucket=self.bucket) \
                         from None
                 self.project = self.project or default_project
-            options = {"api_endpoint": self.endpoint_url} if self.endpoint_url else None
-            client = storage.Client(project=self.project or "ml-analytics", credentials=credentials,
-                                    client_options=options)
-            if not self.verify_tls:
-                log.warning("GCP: TLS certificate verification is OFF (verify_tls = false)")
-                client._http.verify = False
-            self._bucket = client.bucket(self.bucket)  # a reference: no request is made
-        return self._bucket
+        return self._credentials
+
+    def _auth_headers(self, refresh: bool = False) -> dict[str, str]:
+        """The bearer token of the credentials (refreshed when expired or when asked), none if anonymous."""
+        from google.auth.credentials import AnonymousCredentials
+
+        creds = self.credentials
+        if isinstance(creds, AnonymousCredentials):
+            return {}
+        with self._token_lock:
+            if refresh or not creds.valid:
+                from google.auth.transport.requests import Request
+
+                try:
+                    creds.refresh(Request())
+                except Exception as e:
+                    raise AuthenticationError(f"cannot get an access token ({self.redact(one_line(e, 200))})",
+                                              provider=self.section, bucket=self.bucket) from None
+            return {"authorization": f"Bearer {creds.token}"}
+
+    def _endpoint(self, url: str):
+        """The kept-alive endpoint for ``url``'s origin, and the path + query to send there."""
+        from urllib.parse import urlsplit
+
+        from ._http import Endpoint
+
+        parts = urlsplit(url)
+        origin = f"{parts.scheme}://{parts.netloc}"
+        with self._token_lock:
+            endpoint = self._endpoints.get(origin)
+            if endpoint is None:
+                endpoint = self._endpoints[origin] = Endpoint(origin, verify_tls=self.verify_tls, retry=self.retry)
+        return endpoint, parts.path + (f"?{parts.query}" if parts.query else "")
 
     def _error(self, exc: BaseException, key: str = "", writing: bool = False) -> MLAnalyticsError:
         if isinstance(exc, MLAnalyticsError):
@@ -168,64 +286,179 @@ class GCP(CloudProvider):
             return NetworkError(f"cannot reach {self.endpoint_url or 'storage.googleapis.com'} ({summary})", **kw)
         return StorageError(summary, **kw)
 
-    # -- contract -------------------------------------------------------------------------------------
+    # -- uploads: our own JSON API requests, one retry loop, checksums from the single read ----------------
+    @property
+    def _timeout(self) -> tuple[float, float]:
+        return (self.retry.connect_timeout, self.retry.request_timeout)
+
+    @property
+    def _upload_url(self) -> str:
+        return f"{self.endpoint_url or 'https://storage.googleapis.com'}/upload/storage/v1/b/{quote(self.bucket, safe='')}/o"
+
+    def _send(self, method: str, url: str, key: str, *, once: bool = False, data=b"", headers=None,
+              length: int | None = None) -> Reply:
+        """One request (see :meth:`._http.Endpoint.send`: retried under the policy when transient, at most
+        ``max_retries`` times, none after ``retry_timeout``; ``once``: a single attempt). A 401 refreshes
+        the token once. Returns the answer for any status < 400 or raises the mapped error (404 too)."""
+        from ._http import RequestFailed
+
+        endpoint, target = self._endpoint(url)
+        for refresh in (False, True):
+            auth = self._auth_headers(refresh)
+            try:
+                reply = endpoint.send(method, target, headers=lambda _attempt: {**auth, **(headers or {})},
+                                      body=data, length=length, attempts=1 if once else None)
+            except RequestFailed as e:
+                if e.reply is not None and e.reply.status == 401 and not refresh and auth:
+                    continue
+                raise self._reply_error(e.reply, e.cause, key) from None
+            if reply.status == 404:
+                raise self._reply_error(reply, None, key)
+            return reply
+        raise AssertionError("unreachable")
+
+    def _reply_error(self, reply, cause, key: str) -> MLAnalyticsError:
+        if reply is None:
+            summary = self.redact(f"{type(cause).__name__}: {one_line(cause, 200)}")
+            return NetworkError(f"cannot reach {self.endpoint_url or 'storage.googleapis.com'} ({summary})",
+                                provider=self.section, bucket=self.bucket, key=key)
+        from google.api_core import exceptions as gexc
+
+        try:
+            message = json.loads(reply.body)["error"]["message"]
+        except Exception:
+            message = reply.body[:200].decode("utf-8", "replace") or "no message"
+        return self._error(gexc.from_http_status(reply.status, message), key, writing=True)
+
     def put_file(self, path: str | os.PathLike, key: str) -> StoredObject:
         src = SourceFile(path)
         if src.size <= SINGLE_REQUEST_LIMIT:
             return self.put_bytes(src.read_all(), key, src.md5)
-        # Resumable upload: the SDK needs a seekable file to rewind on retries, so hash first and
-        # compare the stored MD5 with that hash afterwards (a file changed meanwhile fails).
-        for _ in src.chunks():
-            pass
-        blob = self.gcs_bucket.blob(key, chunk_size=CHUNK_SIZE)
-        with open(path, "rb") as fh:
-            landed = self._upload(key, blob, lambda **kw: blob.upload_from_file(fh, size=src.size, **kw),
-                                  size=src.size, md5=src.md5)
-        return landed or self._verified(key, blob, src.bytes_read, src.md5)
+        return self._put_resumable(path, key)
+
+    def buffer_bytes(self, size: int) -> int:
+        return size if size <= SINGLE_REQUEST_LIMIT else 2 * READ_BLOCK  # the block sent and the one held back
 
     def put_bytes(self, data: bytes, key: str, md5: str | None = None) -> StoredObject:
+        """One multipart request carrying the MD5 and CRC32C in the object's metadata: GCS refuses a
+        body that does not match them, so a corrupted upload never replaces the stored object."""
         import hashlib
 
-        md5 = md5 or hashlib.md5(data).hexdigest()
-        blob = self.gcs_bucket.blob(key)
-        blob.md5_hash = base64.b64encode(bytes.fromhex(md5)).decode()  # sent in the metadata, checked
-        landed = self._upload(key, blob, lambda **kw: blob.upload_from_string(data, **kw), size=len(data), md5=md5)
-        return landed or self._verified(key, blob, len(data), md5)
+        import google_crc32c
 
-    def _upload(self, key: str, blob, send, *, size: int, md5: str) -> StoredObject | None:
-        """Send; if sending failed, the store may still have acted (the answer was lost): when it
-        holds exactly these bytes (same size and MD5), that is success, returned here."""
+        md5 = md5 or hashlib.md5(data).hexdigest()
+        meta = {"name": key, "contentType": "application/octet-stream", "md5Hash": _b64(bytes.fromhex(md5)),
+                "crc32c": _b64(google_crc32c.value(data).to_bytes(4, "big"))}
+        boundary = uuid.uuid4().hex
+        body = b"".join((f"--{boundary}\r\ncontent-type: application/json; charset=UTF-8\r\n\r\n".encode(),
+                         json.dumps(meta).encode(), f"\r\n--{boundary}\r\ncontent-type: "
+                         f"application/octet-stream\r\n\r\n".encode(), data, f"\r\n--{boundary}--".encode()))
+        headers = {"content-type": f"multipart/related; boundary={boundary}"}
         try:
-            send(content_type="application/octet-stream", checksum="md5", retry=self.retry.google_retry(),
-                 timeout=self.retry.request_timeout)
-            return None
-        except MLAnalyticsError:
-            raise
-        except Exception as e:
-            cause = e.__context__ if isinstance(e.__context__, MLAnalyticsError) else e
-            error = self._error(cause, key, writing=True)
-        try:
-            info = self.stat(key)
-        except MLAnalyticsError:
-            info = None
-        if info is not None and info.size == size and info.md5 == md5:
-            log.info("GCP: %s was stored although its answer was lost", key)
-            return StoredObject(self.section, key, self.uri(key), size, md5,
-                                etag=str(info.extra.get("generation") or "") or None)
+            reply = self._send("POST", f"{self._upload_url}?uploadType=multipart&prettyPrint=false", key, data=body,
+                               headers=headers)
+        except (NetworkError, TransientError) as e:
+            return self._landed_or_raise(key, len(data), md5, e)
+        return self._verified(key, json.loads(reply.body), len(data), md5)
+
+    def _put_resumable(self, path: str | os.PathLike, key: str) -> StoredObject:
+        """A resumable session and one streamed request with the whole file, read once, its CRC32C computed
+        on the way (:class:`_Body`). The last block is held back until the file was read to the end
+        unchanged: a file that changed meanwhile never completes the request, the session is cancelled,
+        and the stored object is never touched. The CRC32C GCS reports is compared with the file's. A failed
+        session is restarted (the file re-read) within the retry policy."""
+        import time
+
+        deadline = time.monotonic() + self.retry.total_timeout
+        for attempt in range(self.retry.max_retries + 1):
+            try:  # CRC32C, not MD5, on the way: a tenth of the CPU; GCS computes the object's MD5 itself
+                return self._resumable_once(SourceFile(path, md5=False), key)
+            except _Restart as e:
+                error = e.error
+            pause = self.retry.backoff(attempt)
+            if attempt >= self.retry.max_retries or time.monotonic() + pause >= deadline:
+                break
+            log.info("GCP: restarting the upload of %s (%s)", key, error)
+            time.sleep(pause)
         raise error
 
-    def _verified(self, key: str, blob, size: int, md5: str) -> StoredObject:
-        stored_md5 = base64.b64decode(blob.md5_hash).hex() if blob.md5_hash else None
-        if stored_md5 and stored_md5 != md5:
-            self.delete(key)
-            raise IntegrityError(f"stored MD5 {stored_md5} differs from the file's {md5}; object deleted",
+    def _resumable_once(self, src: SourceFile, key: str) -> StoredObject:
+        start = self._send("POST", f"{self._upload_url}?uploadType=resumable&prettyPrint=false", key,
+                           data=json.dumps({"name": key, "contentType": "application/octet-stream"}).encode(),
+                           headers={"content-type": "application/json; charset=UTF-8",
+                                    "x-upload-content-type": "application/octet-stream",
+                                    "x-upload-content-length": str(src.size)})
+        session = start.headers["location"]
+        body = _Body(src)
+        try:
+            reply = self._send("PUT", session, key, once=True, data=body, length=src.size,
+                               headers={"content-range": f"bytes 0-{src.size - 1}/{src.size}"})
+        except (NetworkError, TransientError, BucketNotFoundError) as e:
+            if body.error is not None:
+                self._cancel(session)
+                raise body.error from None
+            if body.complete:  # every byte went out: the store may have committed before the answer was lost
+                try:
+                    return self._landed_or_raise(key, src.size, None, e, crc32c=body.crc32c)
+                except MLAnalyticsError:
+                    pass
+            self._cancel(session)
+            raise _Restart(e) from None
+        except BaseException:
+            self._cancel(session)
+            raise
+        return self._verified(key, json.loads(reply.body), src.size, crc32c=body.crc32c)
+
+    def _cancel(self, session: str) -> None:
+        try:
+            endpoint, target = self._endpoint(session)
+            endpoint.send("DELETE", target, headers=lambda _attempt: self._auth_headers(), attempts=1)
+        except Exception:
+            pass  # an abandoned session expires on its own and was never an object
+
+    def _landed_or_raise(self, key: str, size: int, md5: str | None, error: Exception, *,
+                         crc32c: str | None = None) -> StoredObject:
+        """Sending failed, but the store may have acted (the answer was lost): when it holds exactly these
+        bytes (same size and checksum), that is success. One attempt: the store may be down."""
+        try:
+            reply = self._send("GET", f"{self._api_url(key)}?fields=name,size,md5Hash,crc32c,generation"
+                                      f"&prettyPrint=false", key, once=True)
+            info = json.loads(reply.body)
+        except MLAnalyticsError:
+            raise error from None
+        if int(info.get("size", -1)) == size and (_hex(info.get("md5Hash")) == md5 if md5 else
+                                                  info.get("crc32c") == crc32c):
+            log.info("GCP: %s was stored although its answer was lost", key)
+            return StoredObject(self.section, key, self.uri(key), size, md5 or _hex(info.get("md5Hash")),
+                                etag=str(info.get("generation") or "") or None)
+        raise error
+
+    def _api_url(self, key: str) -> str:
+        return (f"{self.endpoint_url or 'https://storage.googleapis.com'}/storage/v1/b/{quote(self.bucket, safe='')}"
+                f"/o/{quote(key, safe='')}")
+
+    def _verified(self, key: str, info: dict, size: int, md5: str | None = None, *,
+                  crc32c: str | None = None) -> StoredObject:
+        """Compare what GCS reports (MD5, or CRC32C for big files) with what was read. GCS refuses a small
+        upload whose declared checksums do not match before it commits; a store that checks nothing (the
+        fake-gcs-server bundled for the tests) or a corrupted big upload is caught here: that generation is
+        deleted, since it is not the file."""
+        stored_md5 = _hex(info.get("md5Hash"))
+        what, stored, ours = ("MD5", stored_md5, md5) if md5 else ("CRC32C", info.get("crc32c"), crc32c)
+        if stored != ours or int(info.get("size", -1)) != size:
+            generation = info.get("generation")
+            try:
+                self._send("DELETE", f"{self._api_url(key)}?ifGenerationMatch={generation}", key, once=True)
+            except MLAnalyticsError:
+                pass
+            raise IntegrityError(f"stored {what} {stored} differs from the file's {ours}; not kept",
                                  provider=self.section, bucket=self.bucket, key=key)
-        return StoredObject(self.section, key, self.uri(key), size, md5,
-                            etag=str(blob.generation) if blob.generation else None)
+        return StoredObject(self.section, key, self.uri(key), size, md5 or stored_md5,
+                            etag=str(info.get("generation") or "") or None)
 
     def stat(self, key: str) -> ObjectInfo | None:
         try:
-            blob = self.gcs_bucket.get_blob(key, retry=self.retry.google_retry())
+            blob = self.gcs_bucket.get_blob(key, retry=self.retry.google_retry(), timeout=self._timeout)
         except Exception as e:
             raise self._error(e, key) from None
         return self._info(blob) if blob is not None else None
@@ -239,14 +472,14 @@ class GCP(CloudProvider):
     def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
         with self.translating_errors():
             for blob in self.gcs_bucket.client.list_blobs(self.gcs_bucket, prefix=self.list_prefix(prefix) or None,
-                                                          retry=self.retry.google_retry()):
+                                                          retry=self.retry.google_retry(), timeout=self._timeout):
                 yield self._info(blob)
 
     def delete(self, key: str) -> None:
         from google.api_core.exceptions import NotFound
 
         try:
-            self.gcs_bucket.blob(key).delete(retry=self.retry.google_retry())
+            self.gcs_bucket.blob(key).delete(retry=self.retry.google_retry(), timeout=self._timeout)
         except NotFound:
             return
         except Exception as e:
@@ -256,6 +489,9 @@ class GCP(CloudProvider):
         return {"type": "google", "uris": [self.uri(k) for k in keys]}
 
     def close(self) -> None:
+        for endpoint in self._endpoints.values():
+            endpoint.close()
+        self._endpoints = {}
         if self._bucket is not None:
             try:
                 self._bucket.client.close()

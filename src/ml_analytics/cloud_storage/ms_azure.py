@@ -1,20 +1,33 @@
-"""AZURE: Azure Blob Storage, through the current SDK (azure-storage-blob 12, not BlockBlobService).
+"""AZURE: Azure Blob Storage. Uploads send their own requests (:mod:`._azure_rest`); the rest uses azure-storage-blob 12.
 
 Credentials: exactly one of ``account_key``, ``sas_token`` or ``connection_string`` (the seed's
 config carries both key and SAS placeholders; the empty one counts as unset). ``endpoint_url``
 points at another blob endpoint (Azurite: ``http://127.0.0.1:PORT/devstoreaccount1``).
 
-Integrity: every request body carries a transactional Content-MD5 (``validate_content``), which
-the service checks per block, and the whole-object MD5 is stored as the blob's Content-MD5 so
-skip-unchanged and read-back checks can compare it. Large files go as blocks uploaded in
-parallel and committed at the end: a failure before the commit leaves no visible blob.
+Integrity: every request body carries a transactional Content-MD5, which the service checks (per
+block for big files), and the whole-object MD5 is stored as the blob's Content-MD5 so
+skip-unchanged and read-back checks can compare it. Each file is read once: the whole-file MD5 is
+computed in order while reading, each block's MD5 on the thread that stages it.
+
+Nothing is lost on failure. Files up to 32 MiB go in one Put Blob (atomic). Bigger ones are staged
+as 8 MiB blocks, several in flight, and committed with Put Block List only once the whole file was
+read and found unchanged (size, mtime, inode); until then the stored blob is untouched. A failed
+upload discards its staged blocks by re-committing the blob's own block list (or, when there was
+no blob, committing an empty list and deleting it). A blob written by a single Put Blob has no
+block list to re-commit, and Azure drops uncommitted blocks only on a commit or a Put Blob, so a
+big upload over such a blob stages under a temporary name (``.ml-analytics-tmp/``) and is copied
+onto the key server-side after its commit; that costs one Copy Blob (synchronous on Azurite and
+for same-account block blobs on Azure) and happens only for that case.
 obstore's Azure store is not used because it cannot send Content-MD5.
 """
 
 from __future__ import annotations
 
+import base64
 import logging
 import os
+import re
+import uuid
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -22,13 +35,18 @@ from ..errors import (AuthenticationError, BucketNotFoundError, ConfigError, Int
                       NetworkError, PermissionDeniedError, ProviderNotInstalledError, StorageError, TransientError,
                       one_line)
 from ..retry import RetryPolicy
-from ..source import SourceFile, file_md5
+from ..source import SourceFile
+from ._azure_rest import BlobRest, RequestFailed, error_code
 from .base import CloudProvider, ObjectInfo, Option, StoredObject
 
 log = logging.getLogger(__name__)
 MiB = 1024 * 1024
 SINGLE_PUT_LIMIT = 32 * MiB
 BLOCK_SIZE = 8 * MiB
+TEMP_PREFIX = ".ml-analytics-tmp/"  # big uploads over a Put Blob blob are staged here, then copied
+PUT_BLOB = "put-blob"  # an existing blob without a block list
+_PERMISSION_CODES = ("AuthorizationPermissionMismatch", "AuthorizationResourceTypeMismatch",
+                     "InsufficientAccountPermissions")
 
 
 def _parse_connection_string(text: str) -> dict[str, str]:
@@ -69,10 +87,12 @@ class MSAzure(CloudProvider):
             what = "none is set" if not given else f"{' and '.join(given)} are all set"
             raise ConfigError(f"set exactly one of account_key, sas_token, connection_string ({what})",
                               section=self.section, key=given[-1] if given else "account_key")
+        parts = _parse_connection_string(connectionString) if connectionString else {}
         if connectionString:
-            parts = _parse_connection_string(connectionString)
             accountName = accountName or parts.get("AccountName")
-            endpoint_url = endpoint_url or parts.get("BlobEndpoint")
+            endpoint_url = endpoint_url or parts.get("BlobEndpoint") or (
+                f"{parts.get('DefaultEndpointsProtocol', 'https')}://{accountName}.blob."
+                f"{parts.get('EndpointSuffix', 'core.windows.net')}" if accountName else None)
         if not accountName and not endpoint_url:
             raise ConfigError("account_name is required", section=self.section, key="account_name")
         if not containerName:
@@ -86,7 +106,11 @@ class MSAzure(CloudProvider):
         self._secret_key = accountKey
         self._secret_sas = sasToken.lstrip("?") if sasToken else None
         self._secret_connection_string = connectionString
+        if connectionString:  # the upload path signs its own requests with the key (or SAS) inside
+            self._secret_key = parts.get("AccountKey") or None
+            self._secret_sas = (parts.get("SharedAccessSignature") or "").lstrip("?") or None
         self._container = None
+        self._rest = None
 
     # -- client -----------------------------------------------------------------------------------
     @property
@@ -110,92 +134,331 @@ class MSAzure(CloudProvider):
             self._container = service.get_container_client(self.bucket)
         return self._container
 
-    def _error(self, exc: BaseException, key: str = "") -> MLAnalyticsError:
+    @property
+    def rest(self) -> BlobRest:
+        """The upload path's own requests (see :mod:`._azure_rest`)."""
+        if self._rest is None:
+            if not self.verify_tls:
+                log.warning("AZURE: TLS certificate verification is OFF (verify_tls = false)")
+            self._rest = BlobRest(self.endpoint_url, self.bucket, account=self.account, key=self._secret_key,
+                                  sas=self._secret_sas, verify_tls=self.verify_tls, retry=self.retry)
+        return self._rest
+
+    def _rest_error(self, exc: RequestFailed, key: str) -> MLAnalyticsError:
+        kw = {"provider": self.section, "bucket": self.bucket, "key": key}
+        reply = exc.reply
+        if reply is None:
+            cause = exc.cause
+            summary = self.redact(f"{type(cause).__name__}: {one_line(cause, 200)}")
+            return NetworkError(f"cannot reach {self.endpoint_url} ({summary})", **kw)
+        code, status = error_code(reply), reply.status
+        message = re.search(rb"<Message>(.*?)</Message>", reply.body, re.S)
+        reason = message.group(1).decode("utf-8", "replace").split("\n")[0] if message else ""
+        summary = self.redact(f"{code or status}: {one_line(reason or status, 200)}")
+        return self._classify(code, status, summary, auth=status in (401, 403), network=False, **kw)
+
+    def _classify(self, code: str, status: int | None, summary: str, *, auth: bool, network: bool,
+                  **kw) -> MLAnalyticsError:
+        if code in ("AuthenticationFailed", "AuthorizationFailure", "InvalidAuthenticationInfo") or \
+                auth and code not in _PERMISSION_CODES:
+            return AuthenticationError(f"wrong credentials ({summary})", **kw)
+        if code in _PERMISSION_CODES:
+            return PermissionDeniedError(f"permission denied ({summary})", **kw)
+        if code == "ContainerNotFound":
+            return BucketNotFoundError(f"container does not exist ({summary})", **kw)
+        if code in ("Md5Mismatch", "InvalidMd5") or "md5" in code.lower():
+            return IntegrityError(f"the store rejected the body as corrupted ({summary})", **kw)
+        if network:
+            return NetworkError(f"cannot reach {self.endpoint_url} ({summary})", **kw)
+        if status and status >= 500:
+            return TransientError(f"store kept failing after retries ({summary})", **kw)
+        return StorageError(summary, **kw)
+
+    def _error(self, exc: BaseException, key: str = "", writing: bool = False) -> MLAnalyticsError:
         if isinstance(exc, MLAnalyticsError):
             return exc
+        if isinstance(exc, RequestFailed):
+            return self._rest_error(exc, key)
         from azure.core import exceptions as aexc
 
         code = getattr(exc, "error_code", None) or ""
         status = getattr(exc, "status_code", None)
         reason = getattr(exc, "reason", None) or ""
         summary = self.redact(f"{code or status or type(exc).__name__}: {one_line(reason or exc, 200)}")
-        kw = {"provider": self.section, "bucket": self.bucket, "key": key}
-        if code in ("AuthenticationFailed", "AuthorizationFailure", "InvalidAuthenticationInfo") or \
-                isinstance(exc, aexc.ClientAuthenticationError) and code not in ("AuthorizationPermissionMismatch",):
-            return AuthenticationError(f"wrong credentials ({summary})", **kw)
-        if code in ("AuthorizationPermissionMismatch", "AuthorizationResourceTypeMismatch", "InsufficientAccountPermissions"):
-            return PermissionDeniedError(f"permission denied ({summary})", **kw)
-        if code == "ContainerNotFound":
-            return BucketNotFoundError(f"container does not exist ({summary})", **kw)
-        if code in ("Md5Mismatch", "InvalidMd5") or "md5" in code.lower():
-            return IntegrityError(f"the store rejected the body as corrupted ({summary})", **kw)
-        if isinstance(exc, aexc.ServiceRequestError):
-            return NetworkError(f"cannot reach {self.endpoint_url} ({summary})", **kw)
-        if status and status >= 500 or isinstance(exc, aexc.ServiceResponseError):
-            return TransientError(f"store kept failing after retries ({summary})", **kw)
-        return StorageError(summary, **kw)
+        if isinstance(exc, aexc.ServiceResponseError):
+            status = status or 500
+        return self._classify(code, status, summary, auth=isinstance(exc, aexc.ClientAuthenticationError),
+                              network=isinstance(exc, aexc.ServiceRequestError), provider=self.section,
+                              bucket=self.bucket, key=key)
 
     # -- contract -------------------------------------------------------------------------------------
     def put_file(self, path: str | os.PathLike, key: str) -> StoredObject:
         src = SourceFile(path)
         if src.size <= SINGLE_PUT_LIMIT:
             return self.put_bytes(src.read_all(), key, src.md5)
-        md5 = file_md5(path)  # the blob-level MD5 must be known before the commit
-        try:
-            with src.reader() as stream:
-                stored = self._upload(key, stream, src.size, md5, max_concurrency=self.max_concurrency)
-        except MLAnalyticsError:
-            self.discard_uncommitted(key)
-            raise
-        if src.md5 != md5:  # changed between hashing and upload: the committed blob is not the file
-            self.delete(key)
-            raise IntegrityError(f"{path}: file changed while it was uploaded; not stored", provider=self.section,
-                                 bucket=self.bucket, key=key)
-        return stored
+        with self.translating_errors(key, writing=True):
+            return self._put_blocks(src, key)
 
     def put_bytes(self, data: bytes, key: str, md5: str | None = None) -> StoredObject:
+        """One Put Blob: a transactional Content-MD5 the service checks, and the MD5 stored with the blob."""
         import hashlib
 
-        return self._upload(key, data, len(data), md5 or hashlib.md5(data).hexdigest())
-
-    def discard_uncommitted(self, key: str) -> None:
-        """Drop blocks a failed upload staged but never committed (Azure keeps them a week).
-
-        Azure discards uncommitted blocks when a block list is committed, so re-commit what the
-        blob already had (content and properties unchanged), or, when there was no blob, commit an
-        empty list and delete it.
-        """
+        md5 = md5 or hashlib.md5(data).hexdigest()
+        b64 = base64.b64encode(bytes.fromhex(md5)).decode()
         try:
-            blob = self.container.get_blob_client(key)
-            committed, uncommitted = blob.get_block_list("all")
+            reply = self.rest.request("PUT", key, body=data, headers={
+                "x-ms-blob-type": "BlockBlob", "content-md5": b64, "x-ms-blob-content-md5": b64,
+                "x-ms-blob-content-type": "application/octet-stream"})
+        except RequestFailed as e:
+            raise self._rest_error(e, key) from None
+        if reply.status == 404:
+            raise self._rest_error(RequestFailed(reply), key)
+        return StoredObject(self.section, key, self.uri(key), len(data), md5,
+                            etag=reply.headers.get("etag", "").strip('"') or None)
+
+    def buffer_bytes(self, size: int) -> int:
+        if size <= SINGLE_PUT_LIMIT:
+            return size
+        return min(size, BLOCK_SIZE * (self.max_concurrency + 2))  # blocks read but not yet staged and hashed
+
+    # -- big files: staged blocks, committed only once the whole file is read and verified ------------------
+    def _put_blocks(self, src: SourceFile, key: str) -> StoredObject:
+        """Stage the file as blocks (each with its own Content-MD5, checked by the service), read once
+        with the whole-file MD5 computed on the way; commit only if the file did not change meanwhile.
+
+        Until the commit nothing is visible, and a failure discards the staged blocks without touching
+        the committed blob (see :meth:`_discard`). Azure cannot drop uncommitted blocks of a blob that
+        was written by a single Put Blob without rewriting it, so over such a blob the blocks are staged
+        under a temporary name and copied server-side after the commit (:meth:`_copy_over`).
+        """
+        before = self._committed_blocks(key)
+        target = key if before is not PUT_BLOB else f"{TEMP_PREFIX}{uuid.uuid4().hex}"
+        ids: list[str] = []
+        try:
+            md5 = self._stage_all(target, src, ids)
+            src.check_unchanged()  # the blocks are staged, nothing is committed yet: refuse a changed file
+            etag = self._commit(target, ids, md5)
+        except BaseException as e:
+            if ids:  # blocks may have been staged
+                self._discard(target, e)
+            raise
+        if target != key:
+            etag = self._copy_over(key, target)
+        return StoredObject(self.section, key, self.uri(key), src.size, md5, etag=str(etag or "").strip('"') or None)
+
+    def _block_list(self, name: str, attempts: int | None = None) -> list[str] | None:
+        """Committed block ids of a blob, None if it has no committed blob or block list entry."""
+        import xml.etree.ElementTree as ET
+
+        reply = self.rest.request("GET", name, query={"comp": "blocklist", "blocklisttype": "committed"},
+                                  attempts=attempts)
+        if reply.status == 404:
+            if error_code(reply) == "ContainerNotFound":
+                raise RequestFailed(reply)
+            return None
+        root = ET.fromstring(reply.body)
+        return [base64.b64decode(n.text or "").decode() for n in root.iterfind("./CommittedBlocks/Block/Name")]
+
+    def _committed_blocks(self, key: str):
+        """The blob's committed block ids; None when there is no committed blob; PUT_BLOB when it
+        exists but has no block list (written by a single Put Blob)."""
+        committed = self._block_list(key)
+        if committed:
+            return committed
+        if committed is not None and self.rest.request("HEAD", key).status != 404:
+            return PUT_BLOB
+        return None  # no blob, or only uncommitted blocks (someone's failed upload)
+
+    def _commit(self, target: str, ids: list[str], md5: str) -> str | None:
+        """Put Block List with the whole-file MD5 as the blob's Content-MD5. If the answer is lost after
+        the store committed, the retry finds the blocks committed already (Latest) and succeeds."""
+        body = "".join(f"<Latest>{base64.b64encode(i.encode()).decode()}</Latest>" for i in ids)
+        body = f'<?xml version="1.0" encoding="utf-8"?><BlockList>{body}</BlockList>'.encode()
+        b64 = base64.b64encode(bytes.fromhex(md5)).decode()
+        try:
+            reply = self.rest.request("PUT", target, query={"comp": "blocklist"}, body=body, headers={
+                "x-ms-blob-content-md5": b64, "x-ms-blob-content-type": "application/octet-stream",
+                "content-type": "application/xml"})
+            if reply.status == 404:
+                raise RequestFailed(reply)
+            return reply.headers.get("etag")
+        except RequestFailed:
+            etag = self._landed(target, ids)  # the commit may have happened and only its answer was lost
+            if etag is None:
+                raise
+            return etag
+
+    def _stage_all(self, target: str, src: SourceFile, ids: list[str]) -> str:
+        """Read the file once and stage it as blocks; return its MD5. Returns or raises only when no
+        staging request is in flight any more.
+
+        Each block is read (``pread``), hashed and staged by a worker, up to ``max_concurrency`` at a
+        time; one hasher thread folds the blocks into the whole-file MD5 in order as they arrive. A
+        block's memory is let go once it is both staged and hashed: at most ``max_concurrency + 2``
+        blocks are held. Reading in the workers keeps the one sequential step down to the MD5 itself.
+        """
+        import contextvars
+        import hashlib
+        import threading
+        from concurrent.futures import ThreadPoolExecutor
+
+        from ..source import PROGRESS
+
+        count = max(1, -(-src.size // BLOCK_SIZE))
+        nonce = uuid.uuid4().hex  # block ids of one upload: same length, never reused by another upload
+        whole = hashlib.md5()
+        ready: dict[int, bytes] = {}
+        uses = [0] * count  # 2 when a block is hashed and staged (or abandoned)
+        cond = threading.Condition()
+        slots = threading.Semaphore(self.max_concurrency + 2)
+        errors: list[BaseException] = []
+
+        def release(i: int) -> None:
+            with cond:
+                uses[i] += 1
+                if uses[i] == 2:
+                    ready.pop(i, None)
+                    slots.release()
+
+        def work(i: int) -> None:
+            try:
+                if not errors:
+                    want = min(BLOCK_SIZE, src.size - i * BLOCK_SIZE)
+                    block = os.pread(fd, want, i * BLOCK_SIZE)
+                    if len(block) != want:
+                        raise IntegrityError(f"{src.path}: file shrank while it was read; not stored")
+                    with cond:
+                        ready[i] = block
+                        cond.notify_all()
+                    progress = PROGRESS.get()
+                    if progress is not None:
+                        progress(len(block))
+                    self._stage(target, ids[i], block)
+            except BaseException as e:
+                with cond:
+                    errors.append(e)
+                    cond.notify_all()
+            finally:
+                release(i)
+
+        def hash_in_order() -> None:
+            for i in range(count):
+                with cond:
+                    cond.wait_for(lambda: i in ready or errors)
+                    block = ready.get(i)
+                if block is None:  # a worker failed: stop, and let go of every block not hashed yet
+                    for j in range(i, count):
+                        release(j)
+                    return
+                whole.update(block)
+                release(i)
+
+        with src._open() as fh:
+            fd = fh.fileno()
+            hasher = threading.Thread(target=hash_in_order, name="azure-md5", daemon=True)
+            hasher.start()
+            pool = ThreadPoolExecutor(self.max_concurrency, thread_name_prefix="azure-block")
+            try:
+                for i in range(count):
+                    while not slots.acquire(timeout=0.05):
+                        if errors:
+                            break
+                    if errors:
+                        for j in range(i, count):  # never submitted: nothing to stage or hash
+                            release(j)
+                        break
+                    ids.append(f"{nonce}{i:06d}")
+                    pool.submit(contextvars.copy_context().run, work, i)
+            finally:
+                pool.shutdown(wait=True)  # nothing may still be staging when the caller cleans up
+                hasher.join()
+        if errors:
+            raise errors[0]
+        return whole.hexdigest()
+
+    def _stage(self, target: str, block_id: str, block: bytes) -> None:
+        import hashlib
+
+        reply = self.rest.request("PUT", target, body=block, query={
+            "comp": "block", "blockid": base64.b64encode(block_id.encode()).decode()},
+            headers={"content-md5": base64.b64encode(hashlib.md5(block).digest()).decode()})  # checked by the service
+        if reply.status == 404:
+            raise RequestFailed(reply)
+
+    def _landed(self, target: str, ids: list[str]) -> str | None:
+        """ETag of ``target`` if its committed block list is exactly ``ids`` (our commit happened), else None."""
+        try:
+            if self._block_list(target, attempts=1) == ids:
+                return self.rest.request("HEAD", target, attempts=1).headers.get("etag")
+        except RequestFailed:
+            pass
+        return None
+
+    def _discard(self, target: str, error: BaseException) -> None:
+        """Drop the blocks this upload staged on ``target`` and leave its committed content as it was.
+
+        Azure discards uncommitted blocks when a block list is committed, so: re-commit the blob's own
+        committed block list (content and properties unchanged, If-Match its ETag); when there is no
+        committed blob, commit an empty list (If-None-Match: *) and delete that empty blob. A blob
+        written by a single Put Blob (no block list) is never a target here (see :meth:`_put_blocks`);
+        should one appear meanwhile it is left alone: it is another writer's, and its Put Blob
+        already discarded our blocks.
+        """
+        from azure.core import MatchConditions
+        from azure.core.exceptions import ResourceNotFoundError
+        from azure.storage.blob import BlobBlock, BlockState
+
+        target = self.container.get_blob_client(target)
+
+        # The store is unreachable or failing: one attempt per request, the run must end.
+        quick = {"retry_total": 0} if isinstance(self._error(error), (NetworkError, TransientError)) or \
+            not isinstance(error, Exception) else {}
+        try:
+            committed, uncommitted = target.get_block_list("all", **quick)
             if not uncommitted:
                 return
-            if committed:
-                props = blob.get_blob_properties()
-                blob.commit_block_list([b.id for b in committed], content_settings=props.content_settings,
-                                       metadata=props.metadata)
+            try:
+                props = target.get_blob_properties(**quick)
+            except ResourceNotFoundError:
+                props = None
+            if props is None:
+                empty = target.commit_block_list([], if_none_match="*", **quick)
+                target.delete_blob(etag=empty["etag"], match_condition=MatchConditions.IfNotModified, **quick)
+            elif committed:
+                target.commit_block_list([BlobBlock(b.id, BlockState.COMMITTED) for b in committed],
+                                         content_settings=props.content_settings, metadata=props.metadata,
+                                         etag=props.etag, match_condition=MatchConditions.IfNotModified, **quick)
             else:
-                blob.commit_block_list([])
-                blob.delete_blob()
+                log.warning("AZURE: %s was rewritten by another client during the upload; left as it is",
+                            target.blob_name)
         except Exception as e:  # best effort: the upload's own error is what the user needs to see
-            log.warning("AZURE: could not discard uncommitted blocks of %s: %s", key, self.redact(one_line(e, 200)))
+            log.warning("AZURE: could not discard uncommitted blocks of %s: %s", target.blob_name,
+                        self.redact(one_line(e, 200)))
 
-    def _upload(self, key: str, data, size: int, md5: str, **kwargs) -> StoredObject:
-        """One blob upload with a per-request Content-MD5 the service checks and the blob MD5 stored."""
-        from azure.storage.blob import ContentSettings
+    def _copy_over(self, key: str, temp_name: str) -> str | None:
+        """Server-side copy of the committed temporary blob onto ``key``, then delete the temporary one."""
+        import time
 
-        settings = ContentSettings(content_md5=bytearray(bytes.fromhex(md5)))
+        blob, temp = self.container.get_blob_client(key), self.container.get_blob_client(temp_name)
+        status = None
         try:
-            result = self.container.get_blob_client(key).upload_blob(data, length=size, overwrite=True,
-                                                                     validate_content=True,
-                                                                     content_settings=settings, **kwargs)
-        except MLAnalyticsError:
-            raise
-        except Exception as e:
-            cause = e if not isinstance(e.__context__, MLAnalyticsError) else e.__context__
-            raise self._error(cause, key) from None
-        return StoredObject(self.section, key, self.uri(key), size, md5,
-                            etag=str(result.get("etag", "")).strip('"') or None)
+            copy = blob.start_copy_from_url(temp.url)
+            status, deadline = copy.get("copy_status"), time.monotonic() + self.retry.total_timeout
+            while status == "pending" and time.monotonic() < deadline:  # same-account copies finish quickly
+                time.sleep(0.2)
+                status = blob.get_blob_properties().copy.status
+            if status != "success":
+                kept = f"; {temp_name} is kept as the copy's source" if status == "pending" else ""
+                raise StorageError(f"server-side copy from the temporary blob ended as {status!r}{kept}",
+                                   provider=self.section, bucket=self.bucket, key=key)
+            return blob.get_blob_properties().etag
+        finally:
+            if status != "pending":  # a copy still running needs its source; deleting it would fail the copy
+                try:
+                    temp.delete_blob()
+                except Exception as e:
+                    log.warning("AZURE: could not delete temporary blob %s: %s", temp_name,
+                                self.redact(one_line(e, 200)))
 
     def stat(self, key: str) -> ObjectInfo | None:
         from azure.core.exceptions import ResourceNotFoundError
@@ -240,6 +503,9 @@ class MSAzure(CloudProvider):
         return {"type": "azureStorage", "uris": [f"azureStorage://{self.account}/{self.bucket}/{k}" for k in keys]}
 
     def close(self) -> None:
+        if self._rest is not None:
+            self._rest.close()
+            self._rest = None
         if self._container is not None:
             self._container.close()
             self._container = None
