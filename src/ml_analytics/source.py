@@ -26,7 +26,8 @@ READ_BLOCK = 8 * 1024 * 1024
 PROGRESS: contextvars.ContextVar = contextvars.ContextVar("ml_analytics_progress", default=None)
 
 
-def _progress(n: int) -> None:
+def progress(n: int) -> None:
+    """Tell the progress display that ``n`` more bytes were read (every provider calls this per block)."""
     callback = PROGRESS.get()
     if callback is not None and n:
         callback(n)
@@ -118,7 +119,7 @@ class SourceFile:
             if self._hash:
                 self._md5.update(data)
             self._verify_unchanged(fh)
-        _progress(len(data))
+        progress(len(data))
         return data
 
     def chunks(self, size: int = READ_BLOCK) -> Iterator[bytes]:
@@ -134,7 +135,7 @@ class SourceFile:
                     raise IntegrityError(f"{self.path}: file grew while it was read; not stored")
                 if self._hash:
                     self._md5.update(block)
-                _progress(len(block))
+                progress(len(block))
                 yield block
             self._verify_unchanged(fh)
 
@@ -161,7 +162,7 @@ class _Reader(io.RawIOBase):
                 raise IntegrityError(f"{self._src.path}: file grew while it was read; not stored")
             if self._src._hash:
                 self._src._md5.update(block)
-            _progress(len(block))
+            progress(len(block))
         elif n != 0:
             self._src._verify_unchanged(self._fh)
         return block

@@ -35,6 +35,7 @@ from ..errors import (AuthenticationError, BucketNotFoundError, ConfigError, Int
                       NetworkError, PermissionDeniedError, ProviderNotInstalledError, StorageError, TransientError,
                       one_line)
 from ..retry import RetryPolicy
+from .. import interrupt, source
 from ..source import SourceFile
 from ._azure_rest import BlobRest, RequestFailed, error_code
 from .base import CloudProvider, ObjectInfo, Option, StoredObject
@@ -302,8 +303,6 @@ class MSAzure(CloudProvider):
         import threading
         from concurrent.futures import ThreadPoolExecutor
 
-        from ..source import PROGRESS
-
         count = max(1, -(-src.size // BLOCK_SIZE))
         nonce = uuid.uuid4().hex  # block ids of one upload: same length, never reused by another upload
         whole = hashlib.md5()
@@ -323,6 +322,7 @@ class MSAzure(CloudProvider):
         def work(i: int) -> None:
             try:
                 if not errors:
+                    interrupt.check()  # Ctrl-C: stop staging; the clean-up drops what was staged
                     want = min(BLOCK_SIZE, src.size - i * BLOCK_SIZE)
                     block = os.pread(fd, want, i * BLOCK_SIZE)
                     if len(block) != want:
@@ -330,9 +330,7 @@ class MSAzure(CloudProvider):
                     with cond:
                         ready[i] = block
                         cond.notify_all()
-                    progress = PROGRESS.get()
-                    if progress is not None:
-                        progress(len(block))
+                    source.progress(len(block))
                     self._stage(target, ids[i], block)
             except BaseException as e:
                 with cond:
