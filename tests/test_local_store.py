@@ -121,14 +121,19 @@ def test_later_runs_remove_temporaries_a_killed_run_left_but_not_a_live_ones(tmp
     folder.mkdir(parents=True)
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
-    stale = folder / f".ml-analytics-tmp-{dead.pid}-abc"
-    live = folder / f".ml-analytics-tmp-{os.getpid()}-def"
+    import socket
+
+    host = socket.gethostname()
+    stale = folder / f".ml-analytics-tmp-{dead.pid}@{host}-abc"
+    live = folder / f".ml-analytics-tmp-{os.getpid()}@{host}-def"
+    elsewhere = folder / f".ml-analytics-tmp-{dead.pid}@another-host-ghi"  # a shared folder: not ours to judge
     stale.write_bytes(b"half a report")
     live.write_bytes(b"being written")
+    elsewhere.write_bytes(b"another host's")
     src = tmp_path / "r.json"
     src.write_text("{}\n")
     store.put_file(src, "p/r.json")
-    assert not stale.exists() and live.exists()
+    assert not stale.exists() and live.exists() and elsewhere.exists()
     assert [o.key for o in store.list("p")] == ["p/r.json"]
 
 

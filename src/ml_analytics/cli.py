@@ -184,13 +184,17 @@ def _run_with_progress(mc, planned, json_mode: bool, skip_existing: bool = False
 
     interrupt.install()
     total = sum(p.size for p in planned) * len(mc.sections)
-    with _Progress(_interactive(json_mode), total, len(planned)) as progress:
-        def told(provider, result):
-            progress.on_result(provider, result)
-            if on_result:
-                on_result(provider, result)
+    try:
+        with _Progress(_interactive(json_mode), total, len(planned)) as progress:
+            def told(provider, result):
+                progress.on_result(provider, result)
+                if on_result:
+                    on_result(provider, result)
 
-        return mc.run(planned, skip_existing=skip_existing, on_result=told, on_bytes=progress.on_bytes, keep=keep)
+            return mc.run(planned, skip_existing=skip_existing, on_result=told, on_bytes=progress.on_bytes,
+                          keep=keep)
+    finally:
+        interrupt.restore()
 
 
 def _interactive(json_mode: bool) -> bool:

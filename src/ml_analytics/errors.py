@@ -26,7 +26,9 @@ _SECRET_PATTERNS = [
 ]
 MASK = "***"
 # user:password@ in any URL (endpoint_url, batch_url, ...): the whole userinfo goes, whatever scheme.
-_URL_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.\-]*://)[^/\s@'\"<>?#]+@")
+# With a password, up to the last @ of the URL: a password holding '/', '#', '?' or '@' typed raw
+# (not percent-encoded) is still masked whole, at the price of masking a path that holds an '@'.
+_URL_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.\-]*://)(?:[^\s'\"<>@/]*:[^\s'\"<>]*@|[^\s'\"<>@/?#]+@)")
 _TRIGGERS = ("sig=", "signature=", "credential=", "security-token=", "accountkey=", "sharedaccess", "password=",
              "authorization", "private_key", "private key")
 

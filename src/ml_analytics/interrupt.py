@@ -49,8 +49,14 @@ def reset() -> None:
     _signal.clear()
 
 
+_previous: dict = {}
+
+
 def install() -> None:
-    """First SIGINT/SIGTERM: request a stop. Second: the default action (end at once)."""
+    """First SIGINT/SIGTERM: request a stop. Second: the default action (end at once).
+
+    For the uploads only: :func:`restore` puts the previous handlers back, so a wait that follows
+    (Druid's task) is interrupted the ordinary way (KeyboardInterrupt, exit 130)."""
 
     def handler(signum, frame):
         if _requested.is_set():
@@ -61,4 +67,11 @@ def install() -> None:
 
     if threading.current_thread() is threading.main_thread():
         for sig in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(sig, handler)
+            _previous.setdefault(sig, signal.signal(sig, handler))
+
+
+def restore() -> None:
+    if threading.current_thread() is threading.main_thread():
+        for sig, old in list(_previous.items()):
+            signal.signal(sig, old)
+            del _previous[sig]

@@ -344,24 +344,19 @@ class TransferEngine:
             f"last error: {last_text}); re-run with --skip-existing to send what is missing",
             provider=section, key=item.key))
 
-    def _skipped(self, section, provider, item) -> TransferResult | None:
-        index = self.indexes.get(section)
-        if index is None:
-            from .sync import is_unchanged
+    @staticmethod
+    def _skipped(section, provider, item) -> TransferResult | None:
+        """Skip-unchanged asked per file (a HEAD): only when the listing could not be had."""
+        from .sync import is_unchanged
 
-            unchanged = is_unchanged(provider, item)
-        else:
-            unchanged = index.unchanged(item)
-        if unchanged:
+        if is_unchanged(provider, item):
             return TransferResult(section, item.key, provider.uri(item.key), item.size, None, "skipped", None,
                                   str(item.source))
         return None
 
     def _interrupted(self, section: str, provider, item: PlannedFile) -> TransferResult:
-        result = self._failed(section, provider, item, interrupt.Interrupted(
+        return self._failed(section, provider, item, interrupt.Interrupted(
             "not uploaded: the run was interrupted before this file was sent"))
-        result.retryable = False
-        return result
 
     def _one(self, section: str, provider, item: PlannedFile, skip_existing: bool,
              breaker: StoreBreaker) -> TransferResult:
@@ -447,18 +442,34 @@ class TransferEngine:
                 return  # held back: the second pass decides
             emit(result)
 
+        todo = items
         if skip_existing:  # one paged listing per folder prefix instead of a HEAD per file
             from .sync import StoreIndex
 
             try:
-                self.indexes[section] = StoreIndex(provider, items)
+                index = StoreIndex(provider, items)
             except Exception as e:
                 import logging
 
                 logging.getLogger(__name__).warning(
                     "%s: listing for --skip-existing failed, asking per file: %s", section,
                     redact(one_line(e, 200), self.secrets | set(getattr(provider, "secrets", ()))))
-        self._pass(section, provider, items, skip_existing, first, breaker)
+            else:
+                # Decided here, in one thread: for thousands of unchanged small files a sweep beats
+                # handing each to an upload thread (no queue, no GIL hand-offs); only changes go on.
+                todo, skip_existing = [], False
+                for item in items:
+                    try:
+                        unchanged = not interrupt.requested() and index.unchanged(item)
+                    except Exception:
+                        unchanged = False  # the upload will say what is wrong with this file
+                    if unchanged:
+                        emit(TransferResult(section, item.key, provider.uri(item.key), item.size, None, "skipped",
+                                            None, str(item.source)))
+                    else:
+                        todo.append(item)
+        self._pass(section, provider, todo, skip_existing, first, breaker)
+        failed_any_pass = {k for k, r in first_failures.items() if r.bytes > SMALL_FILE}
         if first_failures:
             by_key = {i.key: i for i in items if i.key in first_failures}
             again = [by_key[k] for k in first_failures if k in by_key]
@@ -472,7 +483,8 @@ class TransferEngine:
             def second(result: TransferResult, final: bool) -> None:
                 nonlocal recovered
                 if result.status != "failed":
-                    recovered += 1
+                    with lock:
+                        recovered += 1
                 emit(result)
 
             self._pass(section, provider, again, skip_existing, second, breaker)
@@ -482,11 +494,11 @@ class TransferEngine:
                 emit(first_failures[key])
         finish = getattr(provider, "finish_batch", None)
         big = [i for i in items if i.size > SMALL_FILE]
-        failed_big = {k for k, r in self.big_failures.get(section, {}).items()}
-        reachable = len(failed_big) < len(big) or any(not r.retryable for r in self.big_failures.get(section, {}).values())
+        final = self.big_failures.get(section, {})  # big files that failed for good
+        reachable = len(final) < len(big) or any(not r.retryable for r in final.values())
         if finish is not None and big and reachable:  # an unreachable store is cleaned up by the next run
-            try:
-                finish(big, started, failed_big)
+            try:  # keys that failed in any pass: their first attempts' uploads are this run's orphans
+                finish(big, started, set(final) | failed_any_pass)
             except Exception as e:  # a clean-up courtesy never changes the batch's outcome
                 import logging
 
@@ -504,18 +516,21 @@ class TransferEngine:
         lock = threading.Lock()
         self.second_pass: dict[str, int] = {}
         self.recovered: dict[str, int] = {}
-        self.indexes: dict = {}
-
         self.big_failures: dict[str, dict[str, TransferResult]] = {s: {} for s in self.providers}
+        told_errors: list[BaseException] = []
 
         def emit(result: TransferResult) -> None:
-            if result.status == "failed" and result.bytes > SMALL_FILE:
-                self.big_failures[result.provider][result.key] = result
-            if keep:
-                with lock:
+            with lock:
+                if result.status == "failed" and result.bytes > SMALL_FILE:
+                    self.big_failures[result.provider][result.key] = result
+                if keep:
                     results.append(result)
             if on_result:
-                on_result(result.provider, result)
+                try:
+                    on_result(result.provider, result)
+                except BaseException as e:  # a caller's callback (a closed pipe): the batch still ends,
+                    with lock:              # and the caller hears of it below, not a silent lost result
+                        told_errors.append(e)
 
         import gc
 
@@ -534,6 +549,8 @@ class TransferEngine:
         finally:
             if gc_was_enabled:
                 gc.enable()
+        if told_errors:
+            raise told_errors[0]
         if keep:
             order = {item.key: i for i, item in enumerate(items)}
             sections = list(self.providers)

@@ -74,7 +74,11 @@ def test_a_signal_stops_new_uploads_aborts_multipart_and_reports(tmp_path, seawe
     assert _open_uploads(client, bucket) == []
 
 
-def test_orphans_of_an_earlier_run_are_aborted_by_the_next_run_of_the_same_keys(tmp_path, seaweed, cli):
+def test_orphans_of_an_earlier_run_are_aborted_by_the_next_run_of_the_same_keys(tmp_path, seaweed, monkeypatch):
+    from ml_analytics.cloud_storage import MultiCloud
+    from ml_analytics.cloud_storage.s3 import S3
+
+    monkeypatch.setattr(S3, "orphan_idle_seconds", 4)  # 60 s in real runs
     bucket = seaweed.create_bucket(fresh_name("orph"))
     client = seaweed.boto3_client()
     data = tmp_path / "data"
@@ -87,10 +91,15 @@ def test_orphans_of_an_earlier_run_are_aborted_by_the_next_run_of_the_same_keys(
             client.upload_part(Bucket=bucket, Key="p/big.bin", UploadId=upload["UploadId"], PartNumber=1,
                                Body=os.urandom(5 * 1024 * 1024))
     other = client.create_multipart_upload(Bucket=bucket, Key="p/someone-elses.bin")  # not ours: left alone
-    time.sleep(6)  # older than this run
+    time.sleep(6)  # older than this run, idle longer than orphan_idle_seconds
+    live = client.create_multipart_upload(Bucket=bucket, Key="p/big.bin")  # another writer, sending parts now
+    client.upload_part(Bucket=bucket, Key="p/big.bin", UploadId=live["UploadId"], PartNumber=1, Body=b"x" * 100)
+    time.sleep(5.5)  # begun before this run (more than its 5 s grace), but its part is recent
+    client.upload_part(Bucket=bucket, Key="p/big.bin", UploadId=live["UploadId"], PartNumber=2, Body=b"x" * 100)
     cfg = _config(tmp_path, seaweed, bucket)
-    r = cli("upload", data, "--prefix", "p", "--config", cfg)
-    assert r.code == 0, r.err
+    with MultiCloud(cfg) as mc:
+        results = mc.upload([data], "p")
+    assert [r.status for r in results] == ["uploaded"]
     left = _open_uploads(client, bucket)
-    assert [u["UploadId"] for u in left] == [other["UploadId"]]
+    assert sorted(u["UploadId"] for u in left) == sorted([other["UploadId"], live["UploadId"]])
     assert client.get_object(Bucket=bucket, Key="p/big.bin")["Body"].read() == (data / "big.bin").read_bytes()

@@ -139,3 +139,12 @@ def test_library_exceptions_hide_url_passwords():
     for exc in (NetworkError(f"cannot reach https://u:{URL_PW}@h", provider="S3"),
                 ConfigError(f"bad https://u:{URL_PW}@h/x", section="DRUID", key="batch_url")):
         assert URL_PW not in str(exc) and "https://***@h" in str(exc)
+
+
+@pytest.mark.parametrize("password", ["pa/ss-PLANTED", "pa#ss-PLANTED", "p@ss-PLANTED", "pa?ss-PLANTED"])
+def test_a_raw_url_password_with_url_characters_is_masked_whole(password):
+    from ml_analytics.errors import StorageError, redact
+
+    url = f"http://admin:{password}@druid.example:8081/druid/indexer/v1/task"
+    for text in (redact(f"cannot reach {url} (refused)"), str(StorageError(f"cannot reach {url}", provider="S3"))):
+        assert "PLANTED" not in text and "ss-" not in text and "druid.example:8081" in text, text

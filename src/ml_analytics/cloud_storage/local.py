@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import tempfile
 from collections.abc import Iterable, Iterator
 from datetime import datetime, timezone
@@ -20,6 +21,7 @@ from ..source import SourceFile, file_md5
 from .base import CloudProvider, ObjectInfo, Option, StoredObject
 
 _TMP_PREFIX = ".ml-analytics-tmp-"
+_HOST = socket.gethostname().replace("/", "_")
 _MD5_XATTR = "user.ml_analytics.md5"
 _MTIME_XATTR = "user.ml_analytics.mtime_ns"
 
@@ -88,7 +90,7 @@ class Local(CloudProvider):
             if dest.parent not in self._swept:
                 self._swept.add(dest.parent)
                 _remove_stale_temporaries(dest.parent)
-            fd, tmp = tempfile.mkstemp(prefix=f"{_TMP_PREFIX}{os.getpid()}-", dir=dest.parent)
+            fd, tmp = tempfile.mkstemp(prefix=f"{_TMP_PREFIX}{os.getpid()}@{_HOST}-", dir=dest.parent)
         except OSError as e:
             raise PermissionDeniedError(f"cannot write under {dest.parent}: {e.strerror}", provider=self.section,
                                         bucket=self.bucket, key=key) from None
@@ -130,11 +132,12 @@ class Local(CloudProvider):
         path = self.path_of(info.key)
         try:
             recorded = os.getxattr(path, _MD5_XATTR).decode("ascii")
-        except (OSError, AttributeError, UnicodeDecodeError):
-            return file_md5(path)
-        if len(recorded) == 32 and os.stat(path).st_mtime_ns == int(os.getxattr(path, _MTIME_XATTR) or b"0"):
-            return recorded
-        return file_md5(path)  # changed since we wrote it
+            written_at = int(os.getxattr(path, _MTIME_XATTR) or b"0")
+            if len(recorded) == 32 and os.stat(path).st_mtime_ns == written_at:
+                return recorded
+        except (OSError, AttributeError, ValueError):
+            pass
+        return file_md5(path)  # written by others, or changed since we wrote it
 
     def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
         if not self.base.is_dir():
@@ -187,8 +190,9 @@ def _set_md5(path: str, md5: str) -> None:
 def _remove_stale_temporaries(folder: Path) -> None:
     """Delete this store's temporary files whose writer is gone (``kill -9`` mid-write).
 
-    Temporaries are named ``.ml-analytics-tmp-PID-…``: one whose process no longer runs on this
-    machine is garbage. A temporary of a live process (another run writing now) is left alone.
+    Temporaries are named ``.ml-analytics-tmp-PID@HOST-…``: one of this host whose process no
+    longer runs is garbage. A live process's temporary (another run writing now), and any other
+    host's (a shared folder), are left alone.
     """
     try:
         with os.scandir(folder) as it:
@@ -196,8 +200,8 @@ def _remove_stale_temporaries(folder: Path) -> None:
     except OSError:
         return
     for name in names:
-        pid_text = name[len(_TMP_PREFIX):].split("-", 1)[0]
-        if not pid_text.isdigit() or _alive(int(pid_text)):
+        pid_text, _, rest = name[len(_TMP_PREFIX):].partition("@")
+        if not rest.startswith(f"{_HOST}-") or not pid_text.isdigit() or _alive(int(pid_text)):
             continue
         try:
             os.unlink(folder / name)

@@ -126,6 +126,7 @@ class S3(CloudProvider):
     uri_scheme = "s3"
     quirks = QUIRKS["S3"]
     options = s3_options(endpoint_required=True, keys_required=True, addressing=True)
+    orphan_idle_seconds = 60  # an open multipart upload this long without a part is nobody's any more
     default_concurrency = 64  # uploads in flight: obstore's client is cheap per request; 64 beat 16 and 256
 
     def __init__(self, accessKey: str | None = None, secretAccessKey: str | None = None,  # noqa: N803 (seed names)
@@ -296,18 +297,25 @@ class S3(CloudProvider):
         self.sweep_orphans(key, started)
         return self._stored(key, src.bytes_read, src.md5, result)
 
+    def _last_activity(self, client, upload) -> float:
+        """When an open multipart upload last did anything: its newest part, else its start."""
+        parts = client.list_parts(Bucket=self.bucket, Key=upload["Key"], UploadId=upload["UploadId"]).get("Parts", [])
+        return max([upload["Initiated"].timestamp()] + [p["LastModified"].timestamp() for p in parts])
+
     def finish_batch(self, big_items, since: float, failed_keys=frozenset()) -> int:
         """After a batch: abort every multipart upload still open for a key this batch sent in parts.
 
         Those are this tool's orphans: uploads begun before this run (a run killed by SIGTERM or
         ``kill -9``, a store restarted mid-batch) of keys it has just written again, and this run's
-        own uploads of keys that failed (the abort of a failed upload does not reach a store that
-        was down). An upload begun during this run of a key this run stored is left alone: it can
-        only be another writer's, still live. One paged listing per key prefix.
+        own uploads of keys that failed in any pass (the abort of a failed upload does not reach a
+        store that was down). Left alone, as another writer's live upload: one begun during this run
+        of a key this run stored, and one begun earlier that sent a part within
+        ``orphan_idle_seconds``. One paged listing per key prefix.
         """
         keys = {i.key for i in big_items if i.size > self.part_size_for(i.size)}
         if not keys:
             return 0
+        now = time.time()
         try:
             client = self._sweeper_job().result()
         except ImportError:
@@ -320,8 +328,11 @@ class S3(CloudProvider):
                     key = upload["Key"]
                     if key not in keys:
                         continue
-                    if upload["Initiated"].timestamp() >= since - 5 and key not in failed_keys:
-                        continue
+                    if key not in failed_keys:
+                        if upload["Initiated"].timestamp() >= since - 5:
+                            continue  # begun during this run, of a key this run stored: another live writer
+                        if now - self._last_activity(client, upload) < self.orphan_idle_seconds:
+                            continue  # begun earlier but still sending parts: a live writer, not an orphan
                     client.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload["UploadId"])
                     aborted += 1
         if aborted:

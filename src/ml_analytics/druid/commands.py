@@ -153,7 +153,8 @@ def push(ctx, paths, prefix, to, spec_name, ingest_from, append, wait, timeout, 
         for path, _key, reason in planned.skipped:
             output.warn(f"skipped {path}: {reason} (not uploaded, not ingested)")
         results = _run_with_progress(mc, planned, json_mode)
-        upload_ok = all(r.status != "failed" for r in results) and not planned.skipped
+        stopped = interrupt.requested()
+        upload_ok = all(r.status != "failed" for r in results) and not planned.skipped and not stopped
         doc = {"summary": summary_counts(results), "results": [r.to_dict() for r in results]}
         if not json_mode:
             _summarise(output, results, time.monotonic() - started)
@@ -164,6 +165,10 @@ def push(ctx, paths, prefix, to, spec_name, ingest_from, append, wait, timeout, 
                 ctx, mc, output, providers[section], keys, [p.source for p in planned], spec_name=spec_name,
                 append=append, wait=wait, timeout=timeout, input_source=input_source, spec_out=spec_out,
                 no_verify_rows=no_verify_rows, json_mode=json_mode)
+        elif stopped:
+            output.err("druid: not submitted: the run was interrupted")
+            doc["interrupted"] = True
+            exit_code = interrupt.exit_code()
         else:
             output.err("druid: not submitted because some uploads failed or files were skipped")
         _report(ctx, output, json_mode, doc, outcome, upload_ok, exit_code)
