@@ -249,6 +249,20 @@ def test_a_run_that_fails_for_good_leaves_nothing(spark, tmp_path, seaweed, azur
     assert sc.getLocalProperty("spark.jobGroup.id") is None  # the caller's job properties are restored
 
 
+def test_a_chosen_run_id_never_reuses_a_folder_that_holds_another_run(spark, tmp_path):
+    cfg = store_config(tmp_path, ["LOCAL"])
+    df = numbers(spark, n=40, partitions=2, empty=())
+    first = write_partitions(df, "reports", config=cfg, run_id="nightly")
+    before = stored(cfg, "reports/nightly")
+
+    def always_fail(partition, attempt, stage):
+        raise RuntimeError("would remove the run folder on failure")
+
+    with pytest.raises(UsageError, match="already holds objects"):
+        write_partitions(df, "reports", config=cfg, run_id="nightly", _task_hook=always_fail)
+    assert stored(cfg, "reports/nightly") == before and first.rows == 40
+
+
 def test_bad_arguments_fail_before_any_job(spark, tmp_path):
     cfg = store_config(tmp_path, ["LOCAL"])
     df = numbers(spark, n=10, partitions=1, empty=())

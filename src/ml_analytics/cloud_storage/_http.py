@@ -51,7 +51,7 @@ class Endpoint:
             self._tls.check_hostname = False
             self._tls.verify_mode = ssl.CERT_NONE
         self._local = threading.local()
-        self._open: set = set()
+        self._open: dict = {}  # connection -> the thread that owns it
         self._lock = threading.Lock()
         proxy = None if proxy_bypass(self.host) else getproxies().get(parts.scheme)
         self.proxy = urlsplit(proxy if "://" in proxy else f"http://{proxy}") if proxy else None
@@ -81,7 +81,13 @@ class Endpoint:
             conn.sock.settimeout(self.retry.request_timeout)
             self._local.conn = conn
             with self._lock:
-                self._open.add(conn)
+                # Threads come and go (a pool per big file): close what ended threads left open, so the
+                # sockets held stay bounded by the threads alive, not by the files sent.
+                for old, owner in list(self._open.items()):
+                    if not owner.is_alive():
+                        del self._open[old]
+                        old.close()
+                self._open[conn] = threading.current_thread()
         return conn
 
     def _drop(self) -> None:
@@ -89,7 +95,7 @@ class Endpoint:
         self._local.conn = None
         if conn is not None:
             with self._lock:
-                self._open.discard(conn)
+                self._open.pop(conn, None)
             conn.close()
 
     def send(self, method: str, target: str, *, headers: Callable[[int], dict[str, str]], body=b"",
@@ -132,7 +138,7 @@ class Endpoint:
 
     def close(self) -> None:
         with self._lock:
-            conns, self._open = list(self._open), set()
+            conns, self._open = list(self._open), {}
         for conn in conns:
             conn.close()
         self._local = threading.local()

@@ -304,12 +304,13 @@ class GCP(CloudProvider):
 
         endpoint, target = self._endpoint(url)
         for refresh in (False, True):
-            auth = self._auth_headers(refresh)
+            auth = self._auth_headers_for(url, refresh)
             try:
                 reply = endpoint.send(method, target, headers=lambda _attempt: {**auth, **(headers or {})},
                                       body=data, length=length, attempts=1 if once else None)
             except RequestFailed as e:
-                if e.reply is not None and e.reply.status == 401 and not refresh and auth:
+                resendable = isinstance(data, (bytes, bytearray))  # a streamed body was consumed: not again
+                if e.reply is not None and e.reply.status == 401 and not refresh and auth and resendable:
                     continue
                 raise self._reply_error(e.reply, e.cause, key) from None
             if reply.status == 404:
@@ -409,10 +410,17 @@ class GCP(CloudProvider):
             raise
         return self._verified(key, json.loads(reply.body), src.size, crc32c=body.crc32c)
 
+    def _auth_headers_for(self, url: str, refresh: bool = False) -> dict:
+        """The bearer token, only for the configured endpoint's own origin: a session URL the store hands
+        back (``Location``) pointing anywhere else gets no credentials (it needs none: the session id
+        in it is the authorisation)."""
+        endpoint, _ = self._endpoint(self._upload_url)
+        return self._auth_headers(refresh) if endpoint.same_origin(url) else {}
+
     def _cancel(self, session: str) -> None:
         try:
             endpoint, target = self._endpoint(session)
-            endpoint.send("DELETE", target, headers=lambda _attempt: self._auth_headers(), attempts=1)
+            endpoint.send("DELETE", target, headers=lambda _attempt: self._auth_headers_for(session), attempts=1)
         except Exception:
             pass  # an abandoned session expires on its own and was never an object
 

@@ -434,24 +434,30 @@ class MSAzure(CloudProvider):
                         self.redact(one_line(e, 200)))
 
     def _copy_over(self, key: str, temp_name: str) -> str | None:
-        """Server-side copy of the committed temporary blob onto ``key``, then delete the temporary one."""
+        """Server-side copy of the committed temporary blob onto ``key``, then delete the temporary one.
+
+        The temporary blob is deleted only after the copy succeeded: a copy that failed, was aborted or
+        is still pending may have left ``key`` empty (Azure's rule for a failed copy), and then the
+        temporary blob is the one whole copy of the new data; the error names it."""
         import time
 
         blob, temp = self.container.get_blob_client(key), self.container.get_blob_client(temp_name)
         status = None
+        started = False
         try:
             copy = blob.start_copy_from_url(temp.url)
+            started = True  # from here a failed copy may have emptied the key: the temporary blob stays
             status, deadline = copy.get("copy_status"), time.monotonic() + self.retry.total_timeout
             while status == "pending" and time.monotonic() < deadline:  # same-account copies finish quickly
                 time.sleep(0.2)
                 status = blob.get_blob_properties().copy.status
             if status != "success":
-                kept = f"; {temp_name} is kept as the copy's source" if status == "pending" else ""
-                raise StorageError(f"server-side copy from the temporary blob ended as {status!r}{kept}",
+                raise StorageError(f"server-side copy from the temporary blob ended as {status!r}; "
+                                   f"{temp_name} is kept (it holds the uploaded file whole)",
                                    provider=self.section, bucket=self.bucket, key=key)
             return blob.get_blob_properties().etag
         finally:
-            if status != "pending":  # a copy still running needs its source; deleting it would fail the copy
+            if status == "success" or not started:
                 try:
                     temp.delete_blob()
                 except Exception as e:

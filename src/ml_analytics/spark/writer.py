@@ -61,11 +61,17 @@ def write_partitions(df, prefix: str, *, config=None, sections=None, compression
         raise UsageError(f"compression must be None or 'gzip', got {compression!r}")
     if not 0 <= compresslevel <= 9:
         raise UsageError(f"compresslevel must be 0-9, got {compresslevel}")
+    chosen = run_id is not None
     run_id = run_id or new_run_id()
     run = object_key(prefix, run_id)  # the key rule checks prefix and run id now, on the driver
     mc = open_multicloud(config, sections)
     try:
         providers = mc.providers()  # config errors surface here, before any Spark job
+        if chosen:  # a failed run removes its folder: never let it be a folder that holds another run
+            for section, provider in providers.items():
+                if next(iter(provider.list(run + "/")), None) is not None:
+                    raise UsageError(f"write_partitions: {provider.uri(run + '/')} already holds objects "
+                                     "(another run's); choose a new run_id or remove that run first")
         sc = df.sparkSession.sparkContext
         rows = RDD(json_lines(df), sc, FramedRows())
         task = partition_writer(config_data(mc), run, COMPRESSIONS[compression],
