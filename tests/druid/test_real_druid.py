@@ -263,3 +263,34 @@ def test_ingest_from_a_write_partitions_manifest(cli, tmp_path, seaweed, azurite
     source = json.loads((tmp_path / d["spec_path"]).read_text())["spec"]["ioConfig"]["inputSource"]
     bucket = bucket_of(cfg)
     assert sorted(source["uris"]) == sorted(f"s3://{bucket}/{k}" for k in manifest.keys)
+
+
+def test_a_resubmitted_task_is_not_ingested_twice(tmp_path, real_druid):
+    """A submission retried after its answer was lost: the task carries its own id, so Druid refuses
+    the second copy ("already exists") and the client takes that as the first one having got in."""
+    from ml_analytics.druid.handoff import build_task
+    from ml_analytics.druid.overlord import OverlordClient
+    from ml_analytics.retry import RetryPolicy
+    from ml_analytics.cloud_storage.local import Local
+
+    ds = fresh_name("twice")
+    store = Local(root=str(tmp_path / "store"))
+    store.put_file(DATA, "p/sl_projects.json")
+    task = build_task(_spec(SPEC, ds), store, ["p/sl_projects.json"], append=True, azure_input_source="azure")
+    task["id"] = f"index_parallel_{ds}_ml-analytics_{uuid.uuid4().hex}"
+    client = OverlordClient(real_druid.task_url, retry=RetryPolicy(max_retries=1))
+    first = client.submit(task)
+    again = client.submit(task)  # what a retry after a lost answer sends
+    assert first == again == task["id"]
+    deadline = time.time() + 120
+    while time.time() < deadline and client.status(first).status not in ("SUCCESS", "FAILED"):
+        time.sleep(1)
+    assert client.status(first).status == "SUCCESS"
+    rows, deadline = None, time.time() + 90
+    while time.time() < deadline and rows != ROWS:  # until the segment is served
+        try:
+            rows = count(real_druid, ds)
+        except Exception:  # 400 while the datasource is not served yet
+            pass
+        time.sleep(1)
+    assert rows == ROWS  # once, not twice

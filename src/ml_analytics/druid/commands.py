@@ -8,6 +8,7 @@ import click
 
 from ..cli import (EXIT_FAILED, EXIT_OK, Output, _load_config, _load_multicloud, _output, _run_with_progress,
                    _summarise, cli, config_option, summary_counts)
+from .. import interrupt
 from ..errors import MLAnalyticsError, UsageError
 
 

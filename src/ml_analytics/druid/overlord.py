@@ -183,8 +183,18 @@ class OverlordClient:
 
     # -- API --------------------------------------------------------------------------------------------
     def submit(self, task: dict) -> str:
+        """Submit ``task``; returns its id. The task gets an id of its own before it is sent, so a
+        submission retried after a lost answer cannot start the same ingestion twice (appending the
+        rows twice): Druid refuses the second as "already exists", which means the first got in."""
+        import uuid
+
+        if not task.get("id"):  # Druid's own shape (TYPE_DATASOURCE_...), marked as ours
+            datasource = ((task.get("spec") or {}).get("dataSchema") or {}).get("dataSource") or "task"
+            task = {"id": f"{task.get('type', 'task')}_{datasource}_ml-analytics_{uuid.uuid4().hex}", **task}
         status, payload = self._request("POST", self.batch_url, task)
         self._check_auth(status, payload)
+        if status in (400, 409) and b"already exists" in payload and "_ml-analytics_" in task["id"]:
+            return task["id"]
         if status != 200:
             if status == 503:
                 raise DruidError(f"DRUID: {self.base} has no leader Overlord (503 after retries)")
