@@ -50,20 +50,36 @@ class Tally:
 
 
 class JsonStream:
-    """The ``--json`` document, written result by result through ``write`` (a redacting echo)."""
+    """The ``--json`` document, written progressively through ``write`` (a redacting echo): results
+    are buffered ``BATCH`` at a time, so memory stays bounded and a big batch costs a few hundred
+    writes (and redaction passes), not one per file."""
 
-    def __init__(self, write, compact: bool = True) -> None:
+    BATCH = 512
+
+    def __init__(self, write) -> None:
         self._write = write
+        self._pending: list[str] = []
         self._first = True
         self._lock = threading.Lock()
-        self._write('{"results": [')
 
     def result(self, result) -> None:
         text = json.dumps(result.to_dict(), ensure_ascii=False)
         with self._lock:
-            self._write(("\n" if self._first else ",\n") + text)
+            self._pending.append(text)
+            if len(self._pending) >= self.BATCH:
+                self._flush()
+
+    def _flush(self) -> None:
+        if self._pending:
+            head = '{"results": [\n' if self._first else ",\n"
+            self._write(head + ",\n".join(self._pending))
             self._first = False
+            self._pending = []
 
     def close(self, **fields) -> None:
+        with self._lock:
+            self._flush()
+            if self._first:
+                self._write('{"results": [')
         tail = ", ".join(f"{json.dumps(k)}: {json.dumps(v, ensure_ascii=False)}" for k, v in fields.items())
         self._write(f"\n], {tail}}}\n")
