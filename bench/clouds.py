@@ -40,7 +40,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from upload import make_data, native_binary  # noqa: E402
+from upload import Runner, make_data, native_binary  # noqa: E402
 
 from ml_analytics.testing.servers import AZURITE_ACCOUNT, AZURITE_KEY, Azurite, FakeGCS  # noqa: E402
 
@@ -70,7 +70,7 @@ def server_cpu(server) -> float:
     return total
 
 
-class Cloud:
+class Cloud(Runner):
     """One emulator and the tools that upload to it."""
 
     name = ""
@@ -94,18 +94,6 @@ class Cloud:
         if self.server:
             self.server.cleanup()
             self.server = None
-
-    def prefix(self) -> str:
-        return f"bench/{uuid.uuid4().hex[:8]}"
-
-    def run(self, cmd: list[str], env=None) -> None:
-        proc = subprocess.run(cmd, env=env or self.env, capture_output=True, text=True)
-        if proc.returncode != 0:
-            raise RuntimeError(f"{cmd[0]} failed ({proc.returncode}): {proc.stderr[-800:]}")
-
-    def project(self, path: Path, directory: bool) -> None:
-        self.run([sys.executable, "-m", "ml_analytics", "upload", str(path), "--prefix", self.prefix(),
-                  "--config", str(self.config), "--json"])
 
     def project_cmd(self, path: Path) -> list[str]:
         return [sys.executable, "-m", "ml_analytics", "upload", str(path), "--prefix", self.prefix(),

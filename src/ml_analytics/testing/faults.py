@@ -115,3 +115,17 @@ def combine(*rules: Rule) -> Rule:
         return None
 
     return rule
+
+
+class Counted:
+    """A rule that remembers the faults it injected (``fired``), so a test can prove its schedule fired."""
+
+    def __init__(self, rule: Rule):
+        self.rule = rule
+        self.fired: list = []
+
+    def __call__(self, req):
+        action = self.rule(req)
+        if action is not None:
+            self.fired.append(action)
+        return action
