@@ -33,7 +33,22 @@ def _stored(server, bucket="test"):
     keys = []
     for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket):
         keys += [o["Key"] for o in page.get("Contents", [])]
-    return {k: client.get_object(Bucket=bucket, Key=k)["Body"].read() for k in keys}
+    return {k: _read(client, bucket, k) for k in keys}
+
+
+def _read(client, bucket, key, patience=20.0):
+    """GetObject, waiting out the InternalError a freshly restarted SeaweedFS answers while it loads
+    its volumes (the store's own start-up, not this project's doing)."""
+    from botocore.exceptions import ClientError
+
+    deadline = time.time() + patience
+    while True:
+        try:
+            return client.get_object(Bucket=bucket, Key=key)["Body"].read()
+        except ClientError as e:
+            if e.response.get("Error", {}).get("Code") != "InternalError" or time.time() > deadline:
+                raise
+            time.sleep(0.5)
 
 
 def test_server_killed_mid_batch_then_rerun_uploads_only_what_is_missing(tmp_path):
