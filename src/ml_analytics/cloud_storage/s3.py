@@ -126,7 +126,7 @@ class S3(CloudProvider):
     uri_scheme = "s3"
     quirks = QUIRKS["S3"]
     options = s3_options(endpoint_required=True, keys_required=True, addressing=True)
-    orphan_idle_seconds = 60  # an open multipart upload this long without a part is nobody's any more
+    orphan_idle_seconds = 10  # an open multipart upload this long without a part is nobody's any more
     default_concurrency = 64  # uploads in flight: obstore's client is cheap per request; 64 beat 16 and 256
 
     def __init__(self, accessKey: str | None = None, secretAccessKey: str | None = None,  # noqa: N803 (seed names)
