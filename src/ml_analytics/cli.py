@@ -205,19 +205,13 @@ def _interactive(json_mode: bool) -> bool:
 def summary_counts(results) -> dict:
     from .report import Tally
 
-    tally = Tally()
-    for r in results:
-        tally.add(r)
-    return tally.summary()
+    return Tally.of(results).summary()
 
 
 def _summarise(output: Output, results, elapsed: float, dry_run: bool = False) -> None:
     from .report import Tally
 
-    tally = Tally()
-    for r in results:
-        tally.add(r)
-    _print_tally(output, tally, elapsed, dry_run)
+    _print_tally(output, Tally.of(results), elapsed, dry_run)
 
 
 def _print_tally(output: Output, tally, elapsed: float, dry_run: bool = False) -> None:
@@ -244,8 +238,8 @@ def _print_tally(output: Output, tally, elapsed: float, dry_run: bool = False) -
 
 def _batch_notes(mc) -> dict:
     """Second-pass figures of the last batch, for the summary line and --json."""
-    engine = getattr(mc, "last_engine", None)
-    if engine is None or not getattr(engine, "second_pass", None):
+    engine = mc.last_engine
+    if engine is None or not engine.second_pass:
         return {}
     return {"second_pass": sum(engine.second_pass.values()), "second_pass_recovered": sum(engine.recovered.values())}
 

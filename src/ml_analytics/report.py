@@ -1,9 +1,9 @@
 """What a batch reports, counted as results arrive: nothing per file is held.
 
-:class:`Tally` keeps per-provider counts, the first failures and the skipped special files, so a
-batch of hundreds of thousands of files is summarised in constant memory. :class:`JsonStream`
-writes the ``--json`` document progressively with the documented shape
-(``{"results": [...], "summary": {...}, "ok": ...}``): each result is written when it is final.
+:class:`Tally` keeps per-provider counts and the first failures, so a batch of hundreds of
+thousands of files is summarised in constant memory. :class:`JsonStream` writes the ``--json``
+document progressively with the documented shape (``{"results": [...], "summary": {...}, "ok":
+...}``), results in batches as they become final.
 """
 
 from __future__ import annotations
@@ -20,8 +20,14 @@ class Tally:
         self.by_provider: dict[str, dict] = {}
         self.failures: list = []
         self.failed = 0
-        self.keys = 0
         self._lock = threading.Lock()
+
+    @classmethod
+    def of(cls, results) -> "Tally":
+        tally = cls()
+        for r in results:
+            tally.add(r)
+        return tally
 
     def add(self, result) -> None:
         with self._lock:

@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import stat
 import threading
@@ -24,6 +25,8 @@ from pathlib import Path
 from . import interrupt
 from .errors import LocalFileError, MLAnalyticsError, StorageError, one_line, redact
 from .keys import object_key
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -332,9 +335,13 @@ class TransferEngine:
             message = str(exc)
         else:  # a library error we did not map: still one line, still redacted
             message = f"{section}: {type(exc).__name__}: {one_line(exc)}"
-        secrets = self.secrets | set(getattr(provider, "secrets", set()))
-        return TransferResult(section, item.key, None, item.size, None, "failed", redact(message, secrets),
-                              str(item.source), retryable=bool(getattr(exc, "retryable", False)))
+        return TransferResult(section, item.key, None, item.size, None, "failed",
+                              redact(message, self._secrets_of(provider)), str(item.source),
+                              retryable=bool(getattr(exc, "retryable", False)))
+
+    def _secrets_of(self, provider) -> set[str]:
+        """Every value to mask in a message about ``provider``: the config's and the provider's own."""
+        return self.secrets | set(getattr(provider, "secrets", ()))
 
     def _not_attempted(self, section: str, provider, item: PlannedFile, breaker: StoreBreaker) -> TransferResult:
         last = breaker.last_error
@@ -349,10 +356,12 @@ class TransferEngine:
         """Skip-unchanged asked per file (a HEAD): only when the listing could not be had."""
         from .sync import is_unchanged
 
-        if is_unchanged(provider, item):
-            return TransferResult(section, item.key, provider.uri(item.key), item.size, None, "skipped", None,
-                                  str(item.source))
-        return None
+        return TransferEngine._unchanged(section, provider, item) if is_unchanged(provider, item) else None
+
+    @staticmethod
+    def _unchanged(section, provider, item) -> TransferResult:
+        return TransferResult(section, item.key, provider.uri(item.key), item.size, None, "skipped", None,
+                              str(item.source))
 
     def _interrupted(self, section: str, provider, item: PlannedFile) -> TransferResult:
         return self._failed(section, provider, item, interrupt.Interrupted(
@@ -431,7 +440,6 @@ class TransferEngine:
         started = time.time()
         width = self.concurrency or provider.default_concurrency
         breaker = StoreBreaker(max(16, 2 * width))  # two full waves of uploads failed, nothing succeeded
-        again: list[PlannedFile] = []
         first_failures: dict[str, TransferResult] = {}
         lock = threading.Lock()
 
@@ -449,11 +457,8 @@ class TransferEngine:
             try:
                 index = StoreIndex(provider, items)
             except Exception as e:
-                import logging
-
-                logging.getLogger(__name__).warning(
-                    "%s: listing for --skip-existing failed, asking per file: %s", section,
-                    redact(one_line(e, 200), self.secrets | set(getattr(provider, "secrets", ()))))
+                log.warning("%s: listing for --skip-existing failed, asking per file: %s", section,
+                            redact(one_line(e, 200), self._secrets_of(provider)))
             else:
                 # Decided here, in one thread: for thousands of unchanged small files a sweep beats
                 # handing each to an upload thread (no queue, no GIL hand-offs); only changes go on.
@@ -464,15 +469,12 @@ class TransferEngine:
                     except Exception:
                         unchanged = False  # the upload will say what is wrong with this file
                     if unchanged:
-                        emit(TransferResult(section, item.key, provider.uri(item.key), item.size, None, "skipped",
-                                            None, str(item.source)))
+                        emit(self._unchanged(section, provider, item))
                     else:
                         todo.append(item)
         self._pass(section, provider, todo, skip_existing, first, breaker)
         failed_any_pass = {k for k, r in first_failures.items() if r.bytes > SMALL_FILE}
-        if first_failures:
-            by_key = {i.key: i for i in items if i.key in first_failures}
-            again = [by_key[k] for k in first_failures if k in by_key]
+        again = [i for i in items if i.key in first_failures] if first_failures else []
         policy = getattr(provider, "retry", None)
         budget_left = policy is None or time.time() - started < getattr(policy, "total_timeout", 0)
         if again and not interrupt.requested() and not breaker.tripped and budget_left:
@@ -500,10 +502,8 @@ class TransferEngine:
             try:  # keys that failed in any pass: their first attempts' uploads are this run's orphans
                 finish(big, started, set(final) | failed_any_pass)
             except Exception as e:  # a clean-up courtesy never changes the batch's outcome
-                import logging
-
-                logging.getLogger(__name__).warning("%s: end-of-batch clean-up failed: %s", section,
-                                                    redact(one_line(e, 200), self.secrets))
+                log.warning("%s: end-of-batch clean-up failed: %s", section,
+                            redact(one_line(e, 200), self._secrets_of(provider)))
 
     def run(self, items: Sequence[PlannedFile], *, skip_existing: bool = False,
             on_result: ResultCallback | None = None, keep: bool = True) -> list[TransferResult]:

@@ -45,6 +45,7 @@ class MultiCloud:
         self.memory_limit = memory_mib * 1024 * 1024 if memory_mib else DEFAULT_MEMORY_LIMIT
         self.retry = RetryPolicy.from_config(self.config)  # read once: a bad setting fails now, for every provider
         self._providers: dict[str, CloudProvider] = {}
+        self.last_engine: TransferEngine | None = None  # the last batch's engine (second-pass figures)
         configured = self.configured_sections()
         if sections:
             chosen = []

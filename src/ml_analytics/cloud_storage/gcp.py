@@ -142,6 +142,17 @@ def load_service_account(path: str) -> dict:
     return info
 
 
+def _sdk(module: str):
+    """Import part of the GCS SDK, or say which extra installs it."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise ProviderNotInstalledError("[GCP] needs google-cloud-storage: pip install 'ml-analytics-cloud[gcp]'") \
+            from None
+
+
 class GCP(CloudProvider):
     section = "GCP"
     description = "Google Cloud Storage."
@@ -182,11 +193,7 @@ class GCP(CloudProvider):
     @property
     def gcs_bucket(self):
         if self._bucket is None:
-            try:
-                from google.cloud import storage
-            except ImportError:
-                raise ProviderNotInstalledError("[GCP] needs google-cloud-storage: "
-                                                "pip install 'ml-analytics-cloud[gcp]'") from None
+            storage = _sdk("google.cloud.storage")
             options = {"api_endpoint": self.endpoint_url} if self.endpoint_url else None
             client = storage.Client(project=self.project or "ml-analytics", credentials=self.credentials,
                                     client_options=options)
@@ -200,11 +207,7 @@ class GCP(CloudProvider):
     def credentials(self):
         """Service-account, anonymous (an emulator endpoint without a key file) or default credentials."""
         if self._credentials is None:
-            try:
-                import google.auth  # noqa: F401 (google-auth comes with google-cloud-storage)
-            except ImportError:
-                raise ProviderNotInstalledError("[GCP] needs google-cloud-storage: "
-                                                "pip install 'ml-analytics-cloud[gcp]'") from None
+            _sdk("google.auth")  # google-auth comes with google-cloud-storage
             if self._secret_info:
                 from google.oauth2 import service_account
 
