@@ -331,6 +331,44 @@ def test_skip_existing_decides_from_listings_not_a_request_per_file(cli, seaweed
     assert 1 <= methods.count("GET") <= 4  # a listing of p/a/ and of p/b/c/ (paged by 1000)
 
 
+def test_azure_skip_existing_compares_big_blobs_by_their_crc64_from_the_listing(cli, azurite, tmp_path):
+    """A blob sent in blocks has no Content-MD5 unless asked for; its CRC64 (metadata) comes with the
+    listing, so an unchanged big file is skipped without a HEAD, a same-size change is sent again."""
+    from ml_analytics.testing.servers import AZURITE_ACCOUNT, AZURITE_KEY
+
+    container = azurite.create_container(fresh_name("crc"))
+    data = tmp_path / "data"
+    data.mkdir()
+    big = data / "big.bin"
+    big.write_bytes(os.urandom(40 * 1024 * 1024))
+    (data / "small.json").write_text('{"row": 1}\n')
+    requests = []
+    proxy = FaultProxy(azurite.port, lambda req: requests.append((req.method, req.target)))
+    try:
+        cfg = tmp_path / "c.ini"
+        cfg.write_text(f"[AZURE]\naccount_name = {AZURITE_ACCOUNT}\ncontainer_name = {container}\n"
+                       f"account_key = {AZURITE_KEY}\nendpoint_url = {proxy.endpoint}/{AZURITE_ACCOUNT}\n")
+        cfg.chmod(0o600)
+        first = cli("upload", data, "--prefix", "p", "--config", cfg, "--json")
+        assert first.code == 0, first.err
+        requests.clear()
+        again = cli("upload", data, "--prefix", "p", "--config", cfg, "--json", "--skip-existing")
+        assert again.code == 0 and {r["status"] for r in again.json["results"]} == {"skipped"}
+        assert [m for m, _ in requests] == ["GET"]  # one listing, nothing else
+        with open(big, "r+b") as fh:  # same size, one byte different
+            fh.seek(20 * 1024 * 1024)
+            byte = fh.read(1)
+            fh.seek(-1, 1)
+            fh.write(bytes([byte[0] ^ 1]))
+        third = cli("upload", data, "--prefix", "p", "--config", cfg, "--json", "--skip-existing")
+    finally:
+        proxy.close()
+    statuses = {r["key"]: r["status"] for r in third.json["results"]}
+    assert statuses == {"p/big.bin": "uploaded", "p/small.json": "skipped"}
+    stored = azurite.service_client().get_container_client(container).download_blob("p/big.bin").readall()
+    assert stored == big.read_bytes()
+
+
 def test_local_skip_existing_never_rereads_stored_objects(tmp_path):
     from ml_analytics.sync import StoreIndex
 

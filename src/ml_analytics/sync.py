@@ -1,9 +1,10 @@
 """Skip-unchanged: decide whether a local file already sits in the bucket, by size and checksum.
 
 A file is unchanged when the stored object has the same size and the same content checksum.
-Stores report checksums differently: a whole-object MD5 (GCS, Azure, LOCAL, S3 single-part
-ETags) or an S3 multipart ETag (MD5 of the part MD5s, ``-N``), which is recomputed locally for
-the part size the uploader uses. When the store gives neither, the file is uploaded again:
+Stores report checksums differently: a whole-object MD5 (GCS, Azure single puts, LOCAL, S3
+single-part ETags), a whole-object CRC-64/NVME (Azure blobs sent in blocks, kept as metadata), or an
+S3 multipart ETag (MD5 of the part MD5s, ``-N``), which is recomputed locally for the part size the
+uploader uses. When the store gives neither, the file is uploaded again:
 never skip on size alone.
 
 What the store holds is learned from listings, not a request per file: :class:`StoreIndex` lists
@@ -17,6 +18,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable
 
+from .checksums import file_crc64
 from .source import SourceFile, file_md5, read_small
 
 ROOT_KEYS_BY_STAT = 100  # more root-level keys than this: list the bucket instead of a HEAD each
@@ -46,6 +48,8 @@ def same_content(provider, item, info) -> bool:
     md5 = provider.stored_md5(info)
     if md5:
         return _local_md5(item) == md5
+    if info.crc64:
+        return file_crc64(item.source) == info.crc64
     etag = (info.etag or "").strip('"')
     part_size = provider.part_size_for(item.size)
     if etag and "-" not in etag and len(etag) == 32:

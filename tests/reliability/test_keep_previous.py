@@ -4,7 +4,8 @@ Against Azurite and fake-gcs-server, with the fault proxy in front: an object is
 (by a single Put Blob, by a block list, or by a GCS upload), then a big upload of other content to
 the same key fails (blocks refused, commit refused, copy refused, the file changed while it was read,
 the session's last piece refused). The stored object must still be byte for byte what it was, with
-its Content-MD5; Azure must hold no uncommitted block and no temporary blob; nothing else appears.
+its Content-MD5 (and on Azure its metadata); Azure must hold no uncommitted block and no temporary
+blob; nothing else appears.
 The stores' own SDKs do the checking.
 """
 
@@ -65,10 +66,10 @@ class Azure:
         self.container = azurite.create_container(fresh_name("keep"))
         self.client = azurite.service_client().get_container_client(self.container)
 
-    def provider(self, endpoint=None, retry=QUICK):
+    def provider(self, endpoint=None, retry=QUICK, **options):
         return MSAzure(accountName=AZURITE_ACCOUNT, accountKey=AZURITE_KEY, containerName=self.container,
                        endpoint_url=f"{endpoint or f'http://127.0.0.1:{self.server.port}'}/{AZURITE_ACCOUNT}",
-                       retry=retry)
+                       retry=retry, **options)
 
     def store_single_put(self, data: bytes) -> None:
         from azure.storage.blob import ContentSettings
@@ -87,8 +88,9 @@ class Azure:
         out = {}
         for b in self.client.list_blobs():
             blob = self.client.get_blob_client(b.name)
-            md5 = blob.get_blob_properties().content_settings.content_md5
-            out[b.name] = (blob.download_blob().readall(), bytes(md5).hex() if md5 else None)
+            props = blob.get_blob_properties()
+            md5 = props.content_settings.content_md5
+            out[b.name] = (blob.download_blob().readall(), bytes(md5).hex() if md5 else None, dict(props.metadata))
         return out
 
     def uncommitted(self) -> dict:
@@ -167,35 +169,89 @@ def test_azure_failed_copy_over_a_single_put_blob_keeps_it(azure, tmp_path):
     assert azure.uncommitted() == {}
 
 
+def _crc64_hex(data: bytes) -> str:
+    from awscrt.checksums import crc64nvme
+
+    return f"{crc64nvme(data):016x}"
+
+
 @pytest.mark.parametrize("previous", PREVIOUS)
-def test_azure_big_upload_replaces_the_blob_and_leaves_nothing_else(azure, tmp_path, previous):
+@pytest.mark.parametrize("md5_multipart", [False, True])
+def test_azure_big_upload_replaces_the_blob_and_leaves_nothing_else(azure, tmp_path, previous, md5_multipart):
     _store_previous(azure, previous, tmp_path)
     path, data = _big(tmp_path, 40)
-    stored = azure.provider().put_file(path, KEY)
-    md5 = hashlib.md5(data).hexdigest()
+    stored = azure.provider(md5Multipart=md5_multipart).put_file(path, KEY)
+    md5 = hashlib.md5(data).hexdigest() if md5_multipart else None
     assert stored.md5 == md5 and stored.bytes == len(data)
-    assert azure.snapshot() == {KEY: (data, md5)}
+    # the whole blob's CRC64 is kept as metadata (skip-unchanged compares it), its MD5 only when asked for
+    assert azure.snapshot() == {KEY: (data, md5, {"ml_analytics_crc64": _crc64_hex(data)})}
     assert azure.uncommitted() == {}
     assert len(azure.client.get_blob_client(KEY).get_block_list("committed")[0]) == 5  # 8 MiB blocks
 
 
+def test_azure_blocks_carry_their_crc64_and_a_store_reporting_another_is_refused(azure, tmp_path):
+    """Azure answers a Put Block with its own CRC64 of what it received: the proxy plays that part
+    (Azurite does not), and flips a byte of the third block on the way."""
+    from ml_analytics.checksums import crc64_header
+
+    before = _store_previous(azure, "block list", tmp_path)
+    path, data = _big(tmp_path, 40)
+    sent = []
+
+    def corrupt_third_block(req):
+        if _block_put(req):
+            sent.append((req.headers.get("x-ms-content-crc64"), crc64_header(req.body), req.headers.get("content-md5")))
+            kind = "corrupt-respond-header" if len(sent) == 3 else "respond-header"
+            return (kind, "x-ms-content-crc64", crc64_header)
+
+    with FaultProxy(azure.server.port, corrupt_third_block) as proxy:
+        with pytest.raises(IntegrityError, match="CRC64"):
+            azure.provider(proxy.endpoint, retry=RetryPolicy(max_retries=0)).put_file(path, KEY)
+    assert sent and all(header == actual and md5 is None for header, actual, md5 in sent)
+    assert azure.snapshot() == before
+    assert azure.uncommitted() == {}
+
+
 def test_azure_blocks_carry_their_md5_and_a_corrupted_block_is_refused(azure, tmp_path):
+    """checksum = md5: the check Azurite itself verifies."""
     before = _store_previous(azure, "block list", tmp_path)
     path, _ = _big(tmp_path, 40)
     seen = []
 
     def corrupt_third_block(req):
         if _block_put(req):
-            seen.append(req.headers.get("content-md5"))
+            seen.append((req.headers.get("content-md5"), req.headers.get("x-ms-content-crc64")))
             if len(seen) == 3:
                 return ("corrupt",)
 
     with FaultProxy(azure.server.port, corrupt_third_block) as proxy:
         with pytest.raises(MLAnalyticsError):
-            azure.provider(proxy.endpoint, retry=RetryPolicy(max_retries=0)).put_file(path, KEY)
-    assert all(seen) and len(set(seen)) == len(seen)
+            azure.provider(proxy.endpoint, retry=RetryPolicy(max_retries=0), checksum="md5").put_file(path, KEY)
+    md5s = [md5 for md5, _ in seen]
+    assert all(md5s) and len(set(md5s)) == len(md5s) and not any(crc for _, crc in seen)
     assert azure.snapshot() == before
     assert azure.uncommitted() == {}
+
+
+def test_azure_strict_azurite_refusing_crc64_gets_md5_blocks(tmp_path, caplog):
+    """Azurite in strict mode answers x-ms-content-crc64 with 500 FeatureNotSupported: not retried ten
+    times, the upload goes on with Content-MD5 blocks (which it verifies) and says so once."""
+    from ml_analytics.testing.servers import Azurite
+
+    with Azurite(workdir=tmp_path / "strict", loose=False).start() as strict:
+        azure = Azure(strict)
+        path, data = _big(tmp_path, 40)
+        with FaultProxy(strict.port) as proxy:
+            stored = azure.provider(proxy.endpoint, retry=RetryPolicy(max_retries=10, total_timeout=60)) \
+                .put_file(path, KEY)
+        blocks = [r for r in proxy.requests if _block_put(r)]
+        with_crc = [b for b in blocks if "x-ms-content-crc64" in b.headers]
+        with_md5 = {b.target for b in blocks if "content-md5" in b.headers}
+        assert stored.bytes == len(data) and azure.snapshot()[KEY][0] == data
+        # the blocks sent before the first refusal came back were refused once each, never retried with CRC64
+        assert 1 <= len(with_crc) <= 5 and len({b.target for b in with_crc}) == len(with_crc)
+        assert len(with_md5) == 5 and len(blocks) == len(with_crc) + 5
+        assert sum("does not take CRC64" in r.message for r in caplog.records) == 1
 
 
 # -- GCS -------------------------------------------------------------------------------------------------

@@ -30,6 +30,11 @@ def error_code(reply: Reply) -> str:
     return reply.headers.get("x-ms-error-code", "")
 
 
+def _unsupported(reply: Reply) -> bool:
+    """Azurite in strict mode answers a header it does not implement with 500 FeatureNotSupported."""
+    return error_code(reply) == "FeatureNotSupported"
+
+
 class BlobRest:
     def __init__(self, endpoint: str, container: str, *, account: str, key: str | None, sas: str | None,
                  verify_tls: bool, retry: RetryPolicy):
@@ -68,7 +73,7 @@ class BlobRest:
             return hdrs
 
         return self.endpoint.send(method, path + ("?" + params if params else ""), headers=attempt_headers,
-                                  body=body, attempts=attempts)
+                                  body=body, attempts=attempts, final=_unsupported)
 
     def close(self) -> None:
         self.endpoint.close()

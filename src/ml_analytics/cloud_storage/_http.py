@@ -99,12 +99,14 @@ class Endpoint:
             conn.close()
 
     def send(self, method: str, target: str, *, headers: Callable[[int], dict[str, str]], body=b"",
-             attempts: int | None = None, length: int | None = None) -> Reply:
+             attempts: int | None = None, length: int | None = None,
+             final: Callable[[Reply], bool] | None = None) -> Reply:
         """Send ``method target``; ``headers(attempt)`` builds each attempt's headers (dates, signatures).
         Transient failures (408, 429, 5xx, connection errors, timeouts) are retried with backoff, at most
         ``max_retries`` times (or ``attempts`` - 1) and none once ``retry_timeout`` has passed. Returns any
         answer below 400 and 404 (callers interpret it); raises :class:`RequestFailed` otherwise. A body
-        that is an iterable is sent once (``attempts`` must be 1) with ``length`` as its Content-Length."""
+        that is an iterable is sent once (``attempts`` must be 1) with ``length`` as its Content-Length.
+        ``final(reply)`` true: an error answer that a retry cannot change, whatever its status."""
         tries = (self.retry.max_retries + 1) if attempts is None else attempts
         deadline = time.monotonic() + self.retry.total_timeout
         size = len(body) if length is None else length
@@ -128,7 +130,7 @@ class Endpoint:
                 cause = e
             if reply is not None and (reply.status < 400 or reply.status == 404):
                 return reply
-            if reply is not None and reply.status not in TRANSIENT:
+            if reply is not None and (reply.status not in TRANSIENT or final is not None and final(reply)):
                 raise RequestFailed(reply)
             pause = self.retry.backoff(attempt)
             if attempt + 1 >= tries or time.monotonic() + pause >= deadline:

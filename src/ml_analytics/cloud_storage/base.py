@@ -90,6 +90,7 @@ class ObjectInfo:
     md5: str | None = None  # hex, when the store keeps a whole-object MD5
     last_modified: datetime | None = None
     extra: dict = field(default_factory=dict)
+    crc64: str | None = None  # hex CRC-64/NVME of the whole object, when the store keeps one (Azure blocks)
 
 
 class CloudProvider:

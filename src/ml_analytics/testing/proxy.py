@@ -13,6 +13,9 @@ what to do:
 * ``("reset",)``: close the connection before forwarding; ``("reset-mid",)``: forward half the
   body then close; ``("drop-response",)``: forward all of it, let the server act, then close
   without answering; ``("stall", seconds)``: wait, then forward.
+* ``("respond-header", name, fn)``: forward, and add ``name: fn(body)`` to the server's answer, as a
+  store that reports its own checksum of what it received would; ``("corrupt-respond-header", name,
+  fn)``: the same after flipping a byte of the body (the "store" reports the checksum of what arrived).
 """
 
 from __future__ import annotations
@@ -140,7 +143,7 @@ class FaultProxy:
                     return
                 if kind == "stall":
                     await asyncio.sleep(action[1])
-                if kind == "corrupt" and body:
+                if kind in ("corrupt", "corrupt-respond-header") and body:
                     body = bytes([body[0] ^ 0x01]) + body[1:]
                 if up_writer is None:
                     up_reader, up_writer = await asyncio.open_connection(*self.upstream)
@@ -162,6 +165,8 @@ class FaultProxy:
                     writer.write(_encode_response(action[1], action[2] if len(action) > 2 else b""))
                 else:
                     out = {k: v for k, v in resp_headers.items() if k != "transfer-encoding"}
+                    if kind.endswith("respond-header"):
+                        out[action[1]] = action[2](body)
                     if method != "HEAD":
                         out["content-length"] = str(len(resp_body))
                     writer.write((status_line + "\r\n" + "".join(f"{k}: {v}\r\n" for k, v in out.items())

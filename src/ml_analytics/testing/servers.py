@@ -231,9 +231,10 @@ def azurite_command() -> str:
 class Azurite(Server):
     name = "azurite"
 
-    def __init__(self, workdir=None, port: int | None = None):
+    def __init__(self, workdir=None, port: int | None = None, *, loose: bool = True):
         super().__init__(workdir)
         self.port = port or free_port()
+        self.loose = loose  # strict mode refuses headers Azurite does not implement (x-ms-content-crc64)
 
     @property
     def endpoint(self) -> str:
@@ -245,7 +246,7 @@ class Azurite(Server):
                 f"BlobEndpoint={self.endpoint};")
 
     def command(self):
-        return [azurite_command(), "--loose", "--skipApiVersionCheck", "--disableTelemetry", "--silent",
+        return [azurite_command(), *(["--loose"] if self.loose else []), "--skipApiVersionCheck", "--disableTelemetry", "--silent",
                 "--location", str(self.workdir / "data"), "--blobHost", "127.0.0.1",
                 "--blobPort", str(self.port)], {}
 
