@@ -1,27 +1,32 @@
 """Upload benchmark for Azure (Azurite) and GCS (fake-gcs-server): this project against its peers.
 
-Each repetition starts fresh emulators (loopback), then times every tool once on (a) one big file
-and (b) many small files; the table shows medians of the repetitions (interleaved, so a machine
-that slows down weighs on every tool alike) and ratios = peer time / this project's time (> 1:
-this project is faster). Next to each result: the client's CPU and the emulator's own CPU (psutil
-on the server process) per file or per MiB, so a reader sees when the server is the ceiling.
+Each repetition times every tool once on (a) one big file and (b) many small files, each against a
+fresh emulator of its own (loopback; an emulator slows down as it fills); the table shows medians of
+the repetitions (interleaved, so a machine that slows down weighs on every tool alike, in an order
+rotated each repetition) and ratios = peer
+time / this project's time, like for like (> 1: this project is faster): a command against
+``ml-analytics upload``, a call inside the bench's process (SDKs already imported, no start-up)
+against this project's library called the same way. Next to each result: the client's CPU and the
+emulator's own CPU (psutil on the server process) per file or per MiB, so a reader sees when the
+server is the ceiling.
 
     pip install -e '.[all,test,bench]'
     python bench/clouds.py                  # 1 x 256 MiB and 2000 x 8 KiB, 3 repetitions
     python bench/clouds.py --quick          # 64 MiB, 300 files, 1 repetition
-    python bench/clouds.py --only azure     # one cloud; --tools rclone,sdk to pick tools
+    python bench/clouds.py --only azure     # one cloud; --tools rclone,SDK to pick tools
     python bench/clouds.py --profile        # also profile this project's client on each workload
 
-Tools. Azure: ``ml-analytics upload``; rclone (azureblob remote, --transfers 16); the raw SDK
-(azure-storage-blob 12, one client, 16 threads for small files, 8 blocks of 8 MiB in flight for the
-big one, no checksums; and once more with ``validate_content``, the per-request Content-MD5 this
-project also sends); obstore's AzureStore (64 puts in flight, its own multipart); the seed's code
-path (a new client per file and ``upload_blob`` from the file, files one after another: the v12
-equivalent of the seed's ``BlockBlobService.create_blob_from_path``). GCS: ``ml-analytics upload``;
-rclone (gcs remote, anonymous, custom endpoint); the raw SDK (google-cloud-storage, one client,
-16 threads; the big file in one resumable chunk, its fastest setting here); the seed's code path (a
-new client per file, ``upload_from_filename``, one after another). obstore's GCSStore writes through
-the XML API, which fake-gcs-server lacks, so it has no GCS row.
+Tools. Azure: ``ml-analytics upload`` and the same library in process (blocks with CRC64, the
+default); rclone (azureblob remote, --transfers 16); the raw SDK (azure_sdk_raw.py: azure-storage-blob
+12, one client, 16 threads for small files, 8 blocks of 8 MiB in flight for the big one, no
+checksums) in process and as a command, and once more with ``validate_content`` (a Content-MD5 on
+every request); obstore's AzureStore (64 puts in flight, its own multipart); the seed's code path (a
+new client per file and ``upload_blob`` from the file, files one after another: the v12 equivalent of
+the seed's ``BlockBlobService.create_blob_from_path``). GCS: ``ml-analytics upload`` and in process;
+rclone (gcs remote, anonymous, custom endpoint); the raw SDK (google-cloud-storage, one client, 16
+threads; the big file in one resumable chunk, its fastest setting here); the seed's code path (a new
+client per file, ``upload_from_filename``, one after another). obstore's GCSStore writes through the
+XML API, which fake-gcs-server lacks, so it has no GCS row.
 """
 
 from __future__ import annotations
@@ -40,6 +45,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
+from azure_sdk_raw import sdk_put_all  # noqa: E402
 from upload import Runner, make_data, native_binary  # noqa: E402
 
 from ml_analytics.testing.servers import AZURITE_ACCOUNT, AZURITE_KEY, Azurite, FakeGCS  # noqa: E402
@@ -93,7 +99,18 @@ class Cloud(Runner):
     def stop(self) -> None:
         if self.server:
             self.server.cleanup()
+            shutil.rmtree(self.server.workdir, ignore_errors=True)  # a fresh emulator per run: GiBs otherwise
             self.server = None
+
+    def project_in_process(self, path: Path, directory: bool) -> None:
+        """This project's library (``MultiCloud.upload``) in the bench's own process, no start-up: the
+        counterpart of the SDKs' in-process rows."""
+        from ml_analytics.cloud_storage.cloud import MultiCloud
+
+        with MultiCloud(self.config) as mc:
+            failed = [r for r in mc.upload([path], self.prefix()) if r.status != "uploaded"]
+        if failed:
+            raise RuntimeError(f"ml-analytics in process: {failed[0].error}")
 
     def project_cmd(self, path: Path) -> list[str]:
         return [sys.executable, "-m", "ml_analytics", "upload", str(path), "--prefix", self.prefix(),
@@ -136,23 +153,14 @@ class AzureCloud(Cloud):
                                                                    "account_key": AZURITE_KEY}, **kw)
 
     def sdk(self, path: Path, directory: bool, validate: bool = False) -> None:
-        """azure-storage-blob at its best measured settings: one client, no checksums (``validate``: with
-        the SDK's per-request Content-MD5, the same check this project keeps)."""
-        container = self._service(max_single_put_size=32 * MiB, max_block_size=8 * MiB).get_container_client(
-            self.bucket)
-        prefix = self.prefix()
+        """azure-storage-blob at its best measured settings (see azure_sdk_raw.py), in this process;
+        ``validate``: with the SDK's per-request Content-MD5."""
+        sdk_put_all(self.server.endpoint, AZURITE_ACCOUNT, AZURITE_KEY, self.bucket, self.prefix(), path, validate)
 
-        def put(f: Path, concurrency: int = 1):
-            with open(f, "rb") as fh:
-                container.get_blob_client(f"{prefix}/{f.name}").upload_blob(fh, overwrite=True,
-                                                                           max_concurrency=concurrency,
-                                                                           validate_content=validate)
-
-        if directory:
-            with ThreadPoolExecutor(16) as pool:
-                list(pool.map(put, self.files(path, True)))
-        else:
-            put(path, 8)
+    def sdk_process(self, path: Path, directory: bool) -> None:
+        """The same as a command of its own: the interpreter's start and the SDK's import count."""
+        self.run([sys.executable, str(Path(__file__).with_name("azure_sdk_raw.py")), self.server.endpoint,
+                  AZURITE_ACCOUNT, AZURITE_KEY, self.bucket, self.prefix(), str(path)])
 
     def sdk_md5(self, path: Path, directory: bool) -> None:
         self.sdk(path, directory, validate=True)
@@ -257,9 +265,12 @@ def main() -> None:
 
 def bench_cloud(cloud: Cloud, data: dict, args) -> None:
     seed_n = min(args.seed_files, args.small_count)
-    tools = [("ml-analytics upload", cloud.project, "sub", None), ("rclone --transfers 16", cloud.rclone, "sub", None),
+    tools = [("ml-analytics upload", cloud.project, "sub", None),
+             ("ml-analytics, in process", cloud.project_in_process, "own", None),
+             ("rclone --transfers 16", cloud.rclone, "sub", None),
              ("raw SDK, best settings", cloud.sdk, "own", None)]
     if isinstance(cloud, AzureCloud):
+        tools.append(("raw SDK, as a command", cloud.sdk_process, "sub", None))
         tools.append(("raw SDK, per-request Content-MD5", cloud.sdk_md5, "own", None))
         tools.append(("obstore AzureStore", cloud.obstore, "own", None))
     tools.append((f"seed code path ({seed_n} files)" if seed_n < args.small_count else "seed code path",
@@ -268,14 +279,21 @@ def bench_cloud(cloud: Cloud, data: dict, args) -> None:
         keep = args.tools.split(",")
         tools = [t for t in tools if t[0] == "ml-analytics upload" or any(k in t[0] for k in keep)]
     results: dict[str, dict[str, list[tuple[float, float, float]]]] = {t[0]: {"big": [], "small": []} for t in tools}
+    warm = cloud.workdir / "warm-up"
+    warm.mkdir(exist_ok=True)
+    for f in sorted(data["small"].iterdir())[:50]:
+        shutil.copy(f, warm / f.name)
     for rep in range(args.reps):
-        cloud.start()
-        try:
-            # Untimed warm-up: a fresh emulator's first writes pay for its own start (files, caches).
-            cloud.sdk(data["big"], False)
-            cloud.sdk(data["small"], True)
-            for name, fn, where, limit in tools:
-                for workload, path, directory in (("big", data["big"], False), ("small", data["small"], True)):
+        # Every tool meets an emulator of its own, fresh for each workload: Azurite slows down as it
+        # fills (its blob records are re-saved as a whole), up to 3x over one repetition of every tool,
+        # so a shared one would favour whoever goes first. The order is rotated each repetition too.
+        for name, fn, where, limit in tools[rep % len(tools):] + tools[:rep % len(tools)]:
+            for workload, path, directory in (("big", data["big"], False), ("small", data["small"], True)):
+                cloud.start()
+                try:
+                    # Untimed warm-up with the raw SDK: a fresh emulator's first writes pay for its start
+                    # (files, caches, a Go heap grown for a big upload).
+                    cloud.sdk(path if workload == "big" else warm, directory)
                     cpu = child_cpu if where == "sub" else own_cpu
                     s0, c0, t0 = server_cpu(cloud.server), cpu(), time.perf_counter()
                     if directory and limit is not None:
@@ -284,12 +302,16 @@ def bench_cloud(cloud: Cloud, data: dict, args) -> None:
                         fn(path, directory)
                     elapsed = time.perf_counter() - t0
                     results[name][workload].append((elapsed, cpu() - c0, server_cpu(cloud.server) - s0))
-                print(f"  {cloud.name} rep {rep + 1}/{args.reps} {name}: "
-                      f"{results[name]['big'][-1][0]:.2f} s, {results[name]['small'][-1][0]:.2f} s", file=sys.stderr)
-            if args.profile and rep == 0:
+                finally:
+                    cloud.stop()
+            print(f"  {cloud.name} rep {rep + 1}/{args.reps} {name}: "
+                  f"{results[name]['big'][-1][0]:.2f} s, {results[name]['small'][-1][0]:.2f} s", file=sys.stderr)
+        if args.profile and rep == 0:
+            cloud.start()
+            try:
                 profile_project(cloud, data)
-        finally:
-            cloud.stop()
+            finally:
+                cloud.stop()
     report(cloud, tools, results, args, seed_n)
 
 
@@ -297,17 +319,18 @@ def report(cloud: Cloud, tools, results, args, seed_n: int) -> None:
     def med(name, workload, i):
         return statistics.median(r[i] for r in results[name][workload])
 
-    ours = "ml-analytics upload"
+    ours = {"sub": "ml-analytics upload", "own": "ml-analytics, in process"}
     title = {"azure": "Azure Blob (Azurite 3.35)", "gcs": "GCS (fake-gcs-server 1.54)"}[cloud.name]
     print(f"\n{title} on loopback, median of {args.reps} repetitions, fresh emulator each repetition; "
-          f"ratio = tool time / this project's time (> 1: this project is faster); CPU figures are seconds "
-          f"of this machine's CPU per file (small) or per MiB (big)\n")
+          f"ratio = tool time / this project's time, like for like: a command against `ml-analytics upload`, "
+          f"an in-process call against `ml-analytics, in process` (> 1: this project is faster); CPU figures "
+          f"are milliseconds of this machine's CPU per file (small) or per MiB (big)\n")
     print(f"| tool | 1 × {args.big_mib} MiB s | MiB/s | ratio | client CPU ms/MiB | server CPU ms/MiB "
           f"| {args.small_count} × {args.small_kib} KiB s | files/s | ratio | client CPU ms/file | server CPU ms/file |")
     print("|---|---|---|---|---|---|---|---|---|---|---|")
-    our_big = args.big_mib / med(ours, "big", 0)
-    our_small = args.small_count / med(ours, "small", 0)
-    for name, _, _, limit in tools:
+    for name, _, where, limit in tools:
+        our_big = args.big_mib / med(ours[where], "big", 0)
+        our_small = args.small_count / med(ours[where], "small", 0)
         n = limit or args.small_count
         big_t, small_t = med(name, "big", 0), med(name, "small", 0)
         big_rate, small_rate = args.big_mib / big_t, n / small_t
@@ -316,9 +339,12 @@ def report(cloud: Cloud, tools, results, args, seed_n: int) -> None:
               f"{small_t:.2f} | {small_rate:.0f} | {our_small / small_rate:.2f} | "
               f"{1000 * med(name, 'small', 1) / n:.2f} | {1000 * med(name, 'small', 2) / n:.2f} |")
     server_small = min(med(name, "small", 2) / (limit or args.small_count) for name, _, _, limit in tools)
+    server_big = min(med(name, "big", 2) / args.big_mib for name, _, _, _ in tools)
     print(f"\nEmulator ceiling for small files: {1 / server_small:.0f} files/s if it had a core to itself "
           f"(its least CPU per file above, {1000 * server_small:.2f} ms); this machine has {os.cpu_count()} cores "
-          f"shared by the emulator, the client and anything else running.")
+          f"shared by the emulator, the client and anything else running. For the big file: "
+          f"{args.big_mib * server_big:.2f} s of emulator CPU at least ({1000 * server_big:.2f} ms/MiB), "
+          f"{args.big_mib / (args.big_mib * server_big):.0f} MiB/s on a core of its own.")
 
 
 def profile_project(cloud: Cloud, data: dict) -> None:

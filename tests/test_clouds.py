@@ -189,6 +189,33 @@ def test_azure_connection_string_with_a_sas_uploads_blocks(azurite, tmp_path):
     assert stored.md5 is None and blob.get_blob_properties().metadata == {"ml_analytics_crc64": f"{crc64nvme(data):016x}"}
 
 
+def test_azure_uploads_over_tls_small_and_big_and_a_bad_certificate_is_refused(azurite, tmp_path):
+    """The upload requests are written and read by this project on the TLS socket http.client opened."""
+    from ml_analytics.errors import NetworkError
+    from ml_analytics.testing.druid import TLSFront
+
+    container = azurite.create_container(fresh_name("tls"))
+    front = TLSFront(tmp_path / "tls", "localhost", azurite.port).start()
+    try:
+        endpoint = f"https://localhost:{front.port}/{AZURITE_ACCOUNT}"
+        az = MSAzure(accountName=AZURITE_ACCOUNT, accountKey=AZURITE_KEY, containerName=container,
+                     endpoint_url=endpoint, verifyTls=False)
+        big = os.urandom(33 * 1024 * 1024 + 3)
+        (tmp_path / "big.bin").write_bytes(big)
+        assert az.put_bytes(b"over TLS", "t/small.txt").bytes == 8
+        assert az.put_file(tmp_path / "big.bin", "t/big.bin").bytes == len(big)
+        az.close()
+        plain = azurite.service_client().get_container_client(container)
+        assert plain.download_blob("t/small.txt").readall() == b"over TLS"
+        assert plain.download_blob("t/big.bin").readall() == big
+        checking = MSAzure(accountName=AZURITE_ACCOUNT, accountKey=AZURITE_KEY, containerName=container,
+                           endpoint_url=endpoint)  # the self-signed certificate is not trusted
+        with pytest.raises(NetworkError, match="CERTIFICATE_VERIFY_FAILED"):
+            checking.put_bytes(b"x", "t/refused.txt")
+    finally:
+        front.stop()
+
+
 def test_azure_uploads_use_the_environment_proxy(azurite, tmp_path, monkeypatch):
     container = azurite.create_container(fresh_name("px"))
     with FaultProxy(azurite.port) as proxy:
