@@ -70,6 +70,7 @@ def _parse_connection_string(text: str) -> dict[str, str]:
 
 class MSAzure(CloudProvider):
     section = "AZURE"
+    default_concurrency = 32  # small blobs in flight: 32 kept Azurite busier than 16 (~6 % more files/s)
     description = "Azure Blob Storage."
     extra = "azure"
     uri_scheme = "azure"
