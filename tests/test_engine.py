@@ -299,9 +299,13 @@ def test_progress_bar_only_on_a_terminal(tmp_path):
     assert "uploading" not in piped.stdout + piped.stderr
 
 
-def test_skip_existing_decides_from_listings_not_a_request_per_file(cli, seaweed, tmp_path):
-    from ml_analytics.testing.proxy import FaultProxy
+def _recording_proxy(port: int) -> tuple[FaultProxy, list]:
+    """A proxy in front of a store that records (method, target) of every request it passes on."""
+    requests: list = []
+    return FaultProxy(port, lambda req: requests.append((req.method, req.target))), requests
 
+
+def test_skip_existing_decides_from_listings_not_a_request_per_file(cli, seaweed, tmp_path):
     bucket = seaweed.create_bucket(fresh_name("list"))
     data = tmp_path / "data"
     for sub in ("a", "b/c"):
@@ -309,9 +313,8 @@ def test_skip_existing_decides_from_listings_not_a_request_per_file(cli, seaweed
         for i in range(150):
             (data / sub / f"r{i:03d}.json").write_text(f'{{"row": {i}}}\n')
     (data / "a" / "r000.json").write_text("changed after the first run\n")
-    requests = []
-    proxy = FaultProxy(seaweed.port, lambda req: requests.append((req.method, req.target)))
-    try:
+    proxy, requests = _recording_proxy(seaweed.port)
+    with proxy:
         cfg = tmp_path / "c.ini"
         cfg.write_text(f"[S3]\nendpoint_url = {proxy.endpoint}\naccess_key = {seaweed.access_key}\n"
                        f"secret_access_key = {seaweed.secret_key}\nbucket_name = {bucket}\n")
@@ -320,8 +323,6 @@ def test_skip_existing_decides_from_listings_not_a_request_per_file(cli, seaweed
         (data / "a" / "r001.json").write_text("changed after the first run\n")
         requests.clear()
         again = cli("upload", data, "--prefix", "p", "--config", cfg, "--json", "--skip-existing")
-    finally:
-        proxy.close()
     assert again.code == 0, again.err
     statuses = {r["key"]: r["status"] for r in again.json["results"]}
     assert statuses.pop("p/a/r001.json") == "uploaded"
@@ -342,9 +343,8 @@ def test_azure_skip_existing_compares_big_blobs_by_their_crc64_from_the_listing(
     big = data / "big.bin"
     big.write_bytes(os.urandom(40 * 1024 * 1024))
     (data / "small.json").write_text('{"row": 1}\n')
-    requests = []
-    proxy = FaultProxy(azurite.port, lambda req: requests.append((req.method, req.target)))
-    try:
+    proxy, requests = _recording_proxy(azurite.port)
+    with proxy:
         cfg = tmp_path / "c.ini"
         cfg.write_text(f"[AZURE]\naccount_name = {AZURITE_ACCOUNT}\ncontainer_name = {container}\n"
                        f"account_key = {AZURITE_KEY}\nendpoint_url = {proxy.endpoint}/{AZURITE_ACCOUNT}\n")
@@ -361,8 +361,6 @@ def test_azure_skip_existing_compares_big_blobs_by_their_crc64_from_the_listing(
             fh.seek(-1, 1)
             fh.write(bytes([byte[0] ^ 1]))
         third = cli("upload", data, "--prefix", "p", "--config", cfg, "--json", "--skip-existing")
-    finally:
-        proxy.close()
     statuses = {r["key"]: r["status"] for r in third.json["results"]}
     assert statuses == {"p/big.bin": "uploaded", "p/small.json": "skipped"}
     stored = azurite.service_client().get_container_client(container).download_blob("p/big.bin").readall()
