@@ -329,6 +329,48 @@ def test_gcs_big_upload_is_one_request_and_its_md5_is_compared(gcs, tmp_path):
     assert blob.download_as_bytes() == data
 
 
+@pytest.fixture
+def small_chunks(monkeypatch):
+    """Resumable requests of 16 MiB instead of 96, so a 40 MiB file takes three."""
+    from ml_analytics.cloud_storage import gcp
+
+    monkeypatch.setattr(gcp, "RESUMABLE_CHUNK", 16 * MiB)
+
+
+def test_gcs_bigger_than_a_chunk_goes_in_several_requests_of_one_session(gcs, tmp_path, small_chunks):
+    path, data = _big(tmp_path, 40)
+    with FaultProxy(gcs.server.port) as proxy:
+        stored = gcs.provider(proxy.endpoint).put_file(path, KEY)
+    puts = [r for r in proxy.requests if _session_put(r)]
+    assert [r.headers["content-range"] for r in puts] == [
+        f"bytes 0-{16 * MiB - 1}/*", f"bytes {16 * MiB}-{32 * MiB - 1}/*", f"bytes {32 * MiB}-{40 * MiB - 1}/{40 * MiB}"]
+    assert len({r.target for r in puts}) == 1 and [len(r.body) for r in puts] == [16 * MiB, 16 * MiB, 8 * MiB]
+    assert stored.md5 == hashlib.md5(data).hexdigest() and gcs.bucket.get_blob(KEY).download_as_bytes() == data
+
+
+@pytest.mark.parametrize("when", ["second request refused", "file changed before the last request"])
+def test_gcs_a_session_failing_after_its_first_request_keeps_the_stored_object(gcs, tmp_path, small_chunks, when):
+    gcs.bucket.blob(KEY).upload_from_string(os.urandom(5000))
+    before = gcs.snapshot()
+    path, _ = _big(tmp_path, 40)
+    puts = []
+
+    def rule(req):
+        if _session_put(req):
+            puts.append(req)
+            if len(puts) == 2:
+                if when == "second request refused":
+                    return F.HTTP_503
+                _rewrite_in_place(path)  # the first two requests went out; the rest of the file changes
+
+    with FaultProxy(gcs.server.port, rule) as proxy:
+        with pytest.raises(MLAnalyticsError):
+            gcs.provider(proxy.endpoint, retry=RetryPolicy(max_retries=0)).put_file(path, KEY)
+    assert gcs.snapshot() == before  # same bytes, same MD5, same generation: the session never completed
+    assert not [r for r in proxy.requests if _session_put(r) and r.headers["content-range"].endswith(f"/{40 * MiB}")
+                and len(r.body) == 8 * MiB]
+
+
 def test_gcs_corrupted_big_upload_is_refused(gcs, tmp_path):
     """fake-gcs-server 1.54 checks no declared checksum: the comparison with the MD5 it reports finds
     the corruption, and the corrupted generation is not kept."""
