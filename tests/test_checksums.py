@@ -33,7 +33,7 @@ def test_crc64_continues_across_blocks_and_the_header_is_little_endian_base64(tm
 def test_missing_awscrt_is_a_named_install_error(monkeypatch):
     monkeypatch.setattr(checksums, "_IMPL", None)
     monkeypatch.setitem(sys.modules, "awscrt.checksums", None)
-    with pytest.raises(ProviderNotInstalledError, match=r"awscrt.*\[azure\].*checksum = md5"):
+    with pytest.raises(ProviderNotInstalledError, match=r"awscrt.*\[azure\]"):
         checksums.crc64(b"x")
 
 

@@ -49,7 +49,6 @@ def _crc64nvme():
             from awscrt.checksums import crc64nvme
         except ImportError:
             raise ProviderNotInstalledError(
-                "CRC64 checksums need awscrt: pip install 'ml-analytics-cloud[azure]' "
-                "(or set [AZURE] checksum = md5)") from None
+                "CRC64 checksums need awscrt: pip install 'ml-analytics-cloud[azure]'") from None
         _IMPL = crc64nvme
     return _IMPL

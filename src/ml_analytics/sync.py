@@ -19,6 +19,7 @@ import hashlib
 from collections.abc import Iterable
 
 from .checksums import file_crc64
+from .errors import ProviderNotInstalledError
 from .source import SourceFile, file_md5, read_small
 
 ROOT_KEYS_BY_STAT = 100  # more root-level keys than this: list the bucket instead of a HEAD each
@@ -49,7 +50,10 @@ def same_content(provider, item, info) -> bool:
     if md5:
         return _local_md5(item) == md5
     if info.crc64:
-        return file_crc64(item.source) == info.crc64
+        try:
+            return file_crc64(item.source) == info.crc64
+        except ProviderNotInstalledError:  # no awscrt here: cannot tell, so the file is sent again
+            return False
     etag = (info.etag or "").strip('"')
     part_size = provider.part_size_for(item.size)
     if etag and "-" not in etag and len(etag) == 32:

@@ -59,6 +59,8 @@ def _read_chunked(fp) -> bytes:
             size = int(size_line.split(b";", 1)[0].strip(), 16)
         except ValueError:
             raise http.client.IncompleteRead(bytes(out)) from None
+        if size < 0:
+            raise http.client.HTTPException(f"bad chunk size {size_line!r}")
         if size == 0:
             while _read_line(fp) not in (b"\r\n", b"\n", b""):  # trailers
                 pass
@@ -109,8 +111,8 @@ def _exchange(sock, fp, method: str, url: str, host: str, headers: dict[str, str
         if 100 <= status < 200:  # an interim answer (100 Continue): the real one follows
             continue
         break
-    close = found.get("connection", "").lower() == "close" or (
-        version == b"HTTP/1.0" and found.get("connection", "").lower() != "keep-alive")
+    tokens = {t.strip() for t in found.get("connection", "").lower().split(",")}
+    close = "close" in tokens or (version == b"HTTP/1.0" and "keep-alive" not in tokens)
     if method == "HEAD" or status in (204, 304):
         payload = b""
     elif "chunked" in found.get("transfer-encoding", "").lower():
@@ -119,7 +121,9 @@ def _exchange(sock, fp, method: str, url: str, host: str, headers: dict[str, str
         try:
             size = int(found["content-length"])
         except ValueError:
-            raise http.client.HTTPException(f"bad Content-Length {found['content-length']!r}") from None
+            size = -1
+        if size < 0:
+            raise http.client.HTTPException(f"bad Content-Length {found['content-length']!r}")
         payload = fp.read(size) if size else b""
         if len(payload) != size:
             raise http.client.IncompleteRead(payload, size - len(payload))
@@ -225,6 +229,9 @@ class Endpoint:
             except (OSError, http.client.HTTPException) as e:  # refused, reset, timed out, bad status line
                 self._drop()
                 cause = e
+            except BaseException:  # Ctrl-C or a body that failed mid-request: never reuse that connection
+                self._drop()
+                raise
             if reply is not None and (reply.status < 400 or reply.status == 404):
                 return reply
             if reply is not None and (reply.status not in TRANSIENT or final is not None and final(reply)):

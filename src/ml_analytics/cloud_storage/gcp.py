@@ -55,6 +55,7 @@ SINGLE_REQUEST_LIMIT = 16 * MiB  # up to this size: one multipart request, the f
 # 7.4 on 100 MiB ones (google-cloud-storage's default); a multiple of READ_BLOCK and of 256 KiB.
 RESUMABLE_CHUNK = 96 * MiB
 READ_BLOCK = 8 * MiB
+assert RESUMABLE_CHUNK % READ_BLOCK == 0 and RESUMABLE_CHUNK % (256 * 1024) == 0  # whole blocks per request
 
 
 def _b64(raw: bytes) -> str:
@@ -407,9 +408,14 @@ class GCP(CloudProvider):
                                                                                           + bool(length % READ_BLOCK)),
                                    length=length, headers={"content-range": f"bytes {offset}-{offset + length - 1}/"
                                                                             f"{src.size if last else '*'}"})
-                if not last and reply.status != 308:  # 308: the store kept the request and wants more
-                    raise StorageError(f"resumable upload answered {reply.status} before its last request",
-                                       provider=self.section, bucket=self.bucket, key=key)
+                if last and reply.status not in (200, 201) or not last and reply.status != 308:
+                    raise StorageError(f"resumable upload answered {reply.status} to its request for bytes "
+                                       f"{offset}-{offset + length - 1}", provider=self.section, bucket=self.bucket,
+                                       key=key)
+                kept = reply.headers.get("range")
+                if not last and kept is not None and kept != f"bytes=0-{offset + length - 1}":
+                    raise TransientError(f"the store kept {kept} of the session, not all that was sent",
+                                         provider=self.section, bucket=self.bucket, key=key)  # a new session
         except (NetworkError, TransientError, BucketNotFoundError) as e:
             if body.error is not None:
                 self._cancel(session)
@@ -424,6 +430,8 @@ class GCP(CloudProvider):
         except BaseException:
             self._cancel(session)
             raise
+        finally:
+            blocks.close()  # the file is closed now, not when the generator is collected
         return self._verified(key, json.loads(reply.body), src.size, crc32c=body.crc32c)
 
     def _auth_headers_for(self, url: str, refresh: bool = False) -> dict:

@@ -363,18 +363,26 @@ class MSAzure(CloudProvider):
                 release(i)
 
         def hash_in_order() -> None:
-            for i in range(count):
-                with cond:
-                    cond.wait_for(lambda: i in ready or errors)
-                    block = ready.get(i)
-                if block is None:  # a worker failed: stop, and let go of every block not hashed yet
-                    for j in range(i, count):
-                        release(j)
+            i = 0
+            try:
+                for i in range(count):
+                    with cond:
+                        cond.wait_for(lambda: i in ready or errors)
+                        block = ready.get(i)
+                    if block is None:  # a worker failed: stop, and let go of every block not hashed yet
+                        break
+                    whole_crc[0] = crc64(block, whole_crc[0])
+                    if whole is not None:
+                        whole.update(block)
+                    release(i)
+                else:
                     return
-                whole_crc[0] = crc64(block, whole_crc[0])
-                if whole is not None:
-                    whole.update(block)
-                release(i)
+            except BaseException as e:  # awscrt missing, say: the upload must fail, not wait for this thread
+                with cond:
+                    errors.append(e)
+                    cond.notify_all()
+            for j in range(i, count):
+                release(j)
 
         with src._open() as fh:
             fd = fh.fileno()
