@@ -257,7 +257,7 @@ def test_azure_strict_azurite_refusing_crc64_gets_md5_blocks(tmp_path, caplog):
     times, the upload goes on with Content-MD5 blocks (which it verifies) and says so once."""
     from ml_analytics.testing.servers import Azurite
 
-    with Azurite(workdir=tmp_path / "strict", loose=False).start() as strict:
+    with Azurite(workdir=tmp_path / "strict", loose=False) as strict:
         azure = Azure(strict)
         path, data = _big(tmp_path, 40)
         with FaultProxy(strict.port) as proxy:
