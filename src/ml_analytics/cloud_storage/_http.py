@@ -145,9 +145,8 @@ class Endpoint:
         if self._tls is not None and not verify_tls:
             self._tls.check_hostname = False
             self._tls.verify_mode = ssl.CERT_NONE
-        self._host_header = self.host if parts.port is None else f"{self.host}:{self.port}"
-        if ":" in self.host:  # an IPv6 literal
-            self._host_header = f"[{self.host}]" + ("" if parts.port is None else f":{self.port}")
+        host = f"[{self.host}]" if ":" in self.host else self.host  # an IPv6 literal in brackets
+        self._host_header = host if parts.port is None else f"{host}:{self.port}"
         self._local = threading.local()
         self._open: dict = {}  # connection -> the thread that owns it
         self._lock = threading.Lock()

@@ -15,8 +15,8 @@ Integrity and safety: a file up to 16 MiB goes in one multipart request that dec
 CRC32C, which GCS checks before it stores anything. A bigger one goes through a resumable session
 in streamed requests of 96 MiB (what the session holds is never an object), the last one's last
 block held back until the whole file was read and found unchanged: a file that changes never
-completes the session, it is cancelled, and the stored object is never touched. The checksum GCS reports (MD5 for small files, CRC32C for big ones,
-whose MD5 is then the one GCS computed) is compared with the file's; a mismatch deletes that
+completes the session, it is cancelled, and the stored object is never touched. The checksum GCS
+reports (MD5 for small files, CRC32C for big ones, whose MD5 is then the one GCS computed) is compared with the file's; a mismatch deletes that
 generation and fails. It can happen only where the store did not check a declared checksum before
 committing: a small upload to a store that ignores them (fake-gcs-server 1.54, bundled for the
 tests), or a big upload corrupted in transit, for which no checksum can be declared up front without
@@ -402,18 +402,16 @@ class GCP(CloudProvider):
         blocks = iter(body)
         try:
             for offset in range(0, src.size, RESUMABLE_CHUNK):
-                length = min(RESUMABLE_CHUNK, src.size - offset)
-                last = offset + length == src.size
-                reply = self._send("PUT", session, key, once=True, data=itertools.islice(blocks, length // READ_BLOCK
-                                                                                          + bool(length % READ_BLOCK)),
-                                   length=length, headers={"content-range": f"bytes {offset}-{offset + length - 1}/"
-                                                                            f"{src.size if last else '*'}"})
-                if last and reply.status not in (200, 201) or not last and reply.status != 308:
+                end = min(offset + RESUMABLE_CHUNK, src.size) - 1
+                last = end == src.size - 1
+                reply = self._send("PUT", session, key, once=True, length=end - offset + 1,
+                                   data=itertools.islice(blocks, -(-(end - offset + 1) // READ_BLOCK)),
+                                   headers={"content-range": f"bytes {offset}-{end}/{src.size if last else '*'}"})
+                if reply.status not in ((200, 201) if last else (308,)):  # 308: kept, send the rest
                     raise StorageError(f"resumable upload answered {reply.status} to its request for bytes "
-                                       f"{offset}-{offset + length - 1}", provider=self.section, bucket=self.bucket,
-                                       key=key)
+                                       f"{offset}-{end}", provider=self.section, bucket=self.bucket, key=key)
                 kept = reply.headers.get("range")
-                if not last and kept is not None and kept != f"bytes=0-{offset + length - 1}":
+                if not last and kept is not None and kept != f"bytes=0-{end}":
                     raise TransientError(f"the store kept {kept} of the session, not all that was sent",
                                          provider=self.section, bucket=self.bucket, key=key)  # a new session
         except (NetworkError, TransientError, BucketNotFoundError) as e:

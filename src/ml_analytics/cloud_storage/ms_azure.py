@@ -363,25 +363,24 @@ class MSAzure(CloudProvider):
                 release(i)
 
         def hash_in_order() -> None:
-            i = 0
+            done = 0  # blocks folded in and let go
             try:
                 for i in range(count):
                     with cond:
                         cond.wait_for(lambda: i in ready or errors)
                         block = ready.get(i)
-                    if block is None:  # a worker failed: stop, and let go of every block not hashed yet
+                    if block is None:  # a worker failed: stop
                         break
                     whole_crc[0] = crc64(block, whole_crc[0])
                     if whole is not None:
                         whole.update(block)
                     release(i)
-                else:
-                    return
+                    done = i + 1
             except BaseException as e:  # awscrt missing, say: the upload must fail, not wait for this thread
                 with cond:
                     errors.append(e)
                     cond.notify_all()
-            for j in range(i, count):
+            for j in range(done, count):  # let go of every block not folded in
                 release(j)
 
         with src._open() as fh:
@@ -412,22 +411,21 @@ class MSAzure(CloudProvider):
         import hashlib
 
         query = {"comp": "block", "blockid": base64.b64encode(block_id.encode()).decode()}
-        if self.checksum == "md5":
-            reply = self.rest.request("PUT", target, body=block, query=query, headers={
-                "content-md5": base64.b64encode(hashlib.md5(block).digest()).decode()})
-        else:
-            ours = crc64_header(block)
-            try:
-                reply = self.rest.request("PUT", target, body=block, query=query, headers={"x-ms-content-crc64": ours})
-            except RequestFailed as e:
-                if e.reply is None or error_code(e.reply) != "FeatureNotSupported":
-                    raise
-                with self._checksum_lock:
-                    switched, self.checksum = self.checksum != "md5", "md5"
-                if switched:
-                    log.warning("AZURE: %s does not take CRC64 checksums (Azurite in strict mode?); "
-                                "blocks carry an MD5 instead", self.endpoint_url)
-                return self._stage(target, block_id, block)
+        ours = None if self.checksum == "md5" else crc64_header(block)
+        headers = {"x-ms-content-crc64": ours} if ours else {
+            "content-md5": base64.b64encode(hashlib.md5(block).digest()).decode()}
+        try:
+            reply = self.rest.request("PUT", target, body=block, query=query, headers=headers)
+        except RequestFailed as e:
+            if not ours or e.reply is None or error_code(e.reply) != "FeatureNotSupported":
+                raise
+            with self._checksum_lock:
+                switched, self.checksum = self.checksum != "md5", "md5"
+            if switched:
+                log.warning("AZURE: %s does not take CRC64 checksums (Azurite in strict mode?); "
+                            "blocks carry an MD5 instead", self.endpoint_url)
+            return self._stage(target, block_id, block)
+        if ours:
             theirs = reply.headers.get("x-ms-content-crc64")
             if theirs is not None and reply.status < 300 and theirs != ours:
                 raise IntegrityError(f"the store computed CRC64 {theirs} for a block sent with {ours}; not stored",

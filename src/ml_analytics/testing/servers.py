@@ -246,8 +246,8 @@ class Azurite(Server):
                 f"BlobEndpoint={self.endpoint};")
 
     def command(self):
-        return [azurite_command(), *(["--loose"] if self.loose else []), "--skipApiVersionCheck", "--disableTelemetry", "--silent",
-                "--location", str(self.workdir / "data"), "--blobHost", "127.0.0.1",
+        return [azurite_command(), *(["--loose"] if self.loose else []), "--skipApiVersionCheck",
+                "--disableTelemetry", "--silent", "--location", str(self.workdir / "data"), "--blobHost", "127.0.0.1",
                 "--blobPort", str(self.port)], {}
 
     def ready(self) -> bool:
