@@ -13,6 +13,7 @@ from ml_analytics.cloud_storage.gcp import GCP
 from ml_analytics.cloud_storage.ms_azure import MSAzure
 from ml_analytics.cloud_storage.oracle import Oracle
 from ml_analytics.config import Config
+from ml_analytics.druid.sources import input_source
 from ml_analytics.errors import ConfigError
 from ml_analytics.testing.proxy import FaultProxy
 from ml_analytics.testing.servers import AZURITE_ACCOUNT, AZURITE_KEY
@@ -120,7 +121,7 @@ def test_oracle_endpoint_from_namespace_and_druid_endpoint_config():
     oci = Oracle(regionName="ap-mumbai-1", accessKey="a", secretAccessKey="b", bucketName="reports",
                  namespace="tenancyns")
     assert oci.endpoint_url == "https://tenancyns.compat.objectstorage.ap-mumbai-1.oraclecloud.com"
-    source = oci.druid_input_source(["x/y.json"])
+    source = input_source(oci, ["x/y.json"])
     assert source["uris"] == ["s3://reports/x/y.json"]
     assert source["endpointConfig"] == {"url": oci.endpoint_url, "signingRegion": "ap-mumbai-1"}
     assert source["clientConfig"]["enablePathStyleAccess"] and source["clientConfig"]["disableChunkedEncoding"]
@@ -168,9 +169,9 @@ def test_azure_connection_string(azurite, tmp_path):
     az = MSAzure(containerName=container, connectionString=azurite.connection_string)
     assert az.account == AZURITE_ACCOUNT
     assert az.upload_files("p", str(tmp_path), "a.json").uri == f"azure://{container}/p/a.json"
-    assert az.druid_input_source(["p/a.json"]) == {
+    assert input_source(az, ["p/a.json"]) == {
         "type": "azureStorage", "uris": [f"azureStorage://{AZURITE_ACCOUNT}/{container}/p/a.json"]}
-    assert az.druid_input_source(["p/a.json"], azure_input_source="azure")["uris"] == [f"azure://{container}/p/a.json"]
+    assert input_source(az, ["p/a.json"], azure_input_source="azure")["uris"] == [f"azure://{container}/p/a.json"]
 
 
 def test_azure_connection_string_with_a_sas_uploads_blocks(azurite, tmp_path):

@@ -20,7 +20,7 @@ from ml_analytics.transfer import TransferEngine, plan_uploads
 FAST_FAIL = RetryPolicy(max_retries=1, initial_backoff=0.01, max_backoff=0.05, total_timeout=5)
 
 
-class SlowRecorder(CloudProvider, register=False):
+class SlowRecorder(CloudProvider):
     """A fake provider that holds each buffer for a while and records what was in flight at once."""
 
     section = "SLOW"
@@ -98,8 +98,9 @@ def test_memory_cap_is_respected(many_files):
 def test_part_buffers_are_shrunk_to_fit_the_cap(seaweed):
     s3 = S3(accessKey=seaweed.access_key, secretAccessKey=seaweed.secret_key, bucketName="test",
             endpoint_url=seaweed.endpoint, partSizeMiB=16, partConcurrency=8)
-    TransferEngine({"S3": s3}, memory_limit=64 * 1024 * 1024)
-    assert s3.buffer_bytes(10 ** 9) <= 64 * 1024 * 1024
+    engine = TransferEngine({"S3": s3}, memory_limit=64 * 1024 * 1024)
+    assert s3.buffer_bytes(10 ** 9, engine.parts_in_flight["S3"]) <= 64 * 1024 * 1024
+    assert s3.default_part_concurrency == 8  # per run, passed to each upload: the provider is not changed
 
 
 def test_fan_out_with_one_provider_failing_completes_the_others(many_files, tmp_path):
@@ -144,7 +145,7 @@ def test_progress_counts_every_byte_for_every_provider(many_files):
     assert sum(seen) == 2 * sum(p.size for p in many_files)
 
 
-class Unreachable(SlowRecorder, register=False):
+class Unreachable(SlowRecorder):
     """Fails every upload the way a store that is down does (after its retries), or every other one."""
 
     def __init__(self, every_other=False):

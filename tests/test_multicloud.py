@@ -5,22 +5,23 @@ from ml_analytics.errors import ConfigError, LocalFileError, UploadFailedError
 
 
 def two_locals(tmp_path, second_create="true"):
+    p = tmp_path / "c.ini"
+    p.write_text(f"[LOCAL]\nroot = {tmp_path}/one\n[LOCAL2]\nroot = {tmp_path}/two\ncreate_bucket = {second_create}\n"
+                 "[COMMON]\nconcurrency = 3\n[DRUID]\nbatch_url =\n")
+    return p, None
+
+
+@pytest.fixture
+def cleanup_registry():
+    """A second LOCAL-like provider, registered for the test (defining a class registers nothing)."""
+    from ml_analytics.cloud_storage import registry
     from ml_analytics.cloud_storage.local import Local
 
     class Local2(Local):
         section = "LOCAL2"
 
-    p = tmp_path / "c.ini"
-    p.write_text(f"[LOCAL]\nroot = {tmp_path}/one\n[LOCAL2]\nroot = {tmp_path}/two\ncreate_bucket = {second_create}\n"
-                 "[COMMON]\nconcurrency = 3\n[DRUID]\nbatch_url =\n")
-    return p, Local2
-
-
-@pytest.fixture
-def cleanup_registry():
-    from ml_analytics.cloud_storage import registry
-
-    yield
+    registry.register(Local2)
+    yield Local2
     registry.unregister("LOCAL2")
 
 

@@ -210,7 +210,7 @@ def test_input_without_the_end_mark_is_refused():
 
 
 def test_a_cut_short_stream_leaves_no_object_and_no_open_upload(tmp_path, seaweed):
-    from ml_analytics.spark.partition import Encoded, stream_to_s3
+    from ml_analytics.spark.partition import Encoded
 
     cfg = store_config(tmp_path, ["S3"], seaweed)
     mc = open_multicloud(cfg)
@@ -218,12 +218,12 @@ def test_a_cut_short_stream_leaves_no_object_and_no_open_upload(tmp_path, seawee
     block = (b'{"pad":"' + b"x" * 1000 + b'"}\n') * 1000
     cut = [(block, 1000)] * 20  # ~20 MiB, several parts already sent, then no END
     with pytest.raises(TruncatedInput):
-        stream_to_s3(s3, "cut/part-00000.json", iter(Encoded(iter(cut), gzip_level=None)))
+        s3.put_stream(iter(Encoded(iter(cut), gzip_level=None)), "cut/part-00000.json")
     assert s3.stat("cut/part-00000.json") is None
     client = seaweed.boto3_client()
     assert not client.list_multipart_uploads(Bucket=s3.bucket, Prefix="cut/").get("Uploads")
     whole = Encoded(iter(cut + [END]), gzip_level=None)
-    stream_to_s3(s3, "cut/part-00001.json", iter(whole))
+    s3.put_stream(iter(whole), "cut/part-00001.json")
     assert s3.stat("cut/part-00001.json").size == whole.size == 20 * len(block) and whole.rows == 20_000
     assert hashlib.md5(read_object(s3, "cut/part-00001.json")).hexdigest() == whole.md5.hexdigest()
     mc.close()

@@ -46,6 +46,14 @@ ENVIRONMENT_NAME = "<environment>"  # no file: sections from ML_ANALYTICS_<SECTI
 # Sections that are not providers but that this project reads.
 COMMON_SECTION = "COMMON"
 DRUID_SECTION = "DRUID"
+OWN_SECTIONS = frozenset({COMMON_SECTION, DRUID_SECTION})
+# Sections the ml-analytics-service jobs keep in the same config.ini (releases 5.1 to 6.0): neither
+# providers nor this project's; never taken for a misspelt provider.
+DEPLOYMENT_SECTIONS = frozenset({
+    "ML_APP_NAME", "API_HEADERS", "ML_SURVEY_SERVICE_URL", "ML_CORE_SERVICE_URL", "MONGO", "KAFKA", "LOGS",
+    "OUTPUT_DIR", "SLACK", "VAM", "CLOUD", "REDIS", "ELASTICSEARCH", "POSTGRES", "KEYCLOAK", "NVSK",
+})
+NOT_PROVIDER_SECTIONS = OWN_SECTIONS | DEPLOYMENT_SECTIONS
 
 
 @dataclass(frozen=True)

@@ -144,6 +144,74 @@ class IntegrityError(StorageError):
     kind = "integrity"
 
 
+class ConflictError(StorageError):
+    """The store refused because of another writer or the object's state (HTTP 409)."""
+
+    kind = "conflict"
+
+
+class PreconditionFailedError(StorageError):
+    """A conditional request (If-Match, If-None-Match, ifGenerationMatch) found the object changed (HTTP 412)."""
+
+    kind = "precondition"
+
+
+# -- what an answer means ----------------------------------------------------------------------------
+# The one table from an HTTP status (or no answer at all) to this project's typed errors. Whether a
+# failure is retried is the error class's ``retryable``: changing the retry policy for a status is
+# changing its line here. Every HTTP path (the stores' upload requests, GCS sessions, the Druid
+# client) and every provider's SDK mapping read it through :func:`error_class`; providers only refine
+# a status with the store's own error code (``NoSuchBucket`` is a 404 that means the bucket).
+STATUS_ERRORS: dict[int, type[StorageError]] = {
+    401: AuthenticationError,
+    403: PermissionDeniedError,
+    404: ObjectNotFoundError,
+    408: TransientError,
+    409: ConflictError,
+    412: PreconditionFailedError,
+    429: TransientError,
+}
+SERVER_ERROR: type[StorageError] = TransientError  # any 5xx
+NO_ANSWER: type[StorageError] = NetworkError  # refused, reset, timed out, not an HTTP answer
+
+
+def error_class(status: int | None) -> type[StorageError]:
+    """The typed error an HTTP ``status`` (None: no answer) stands for."""
+    if status is None:
+        return NO_ANSWER
+    found = STATUS_ERRORS.get(status)
+    if found is not None:
+        return found
+    return SERVER_ERROR if 500 <= status <= 599 else StorageError
+
+
+# How a provider's message starts for each kind of failure (the store's own words follow in brackets).
+PHRASES: dict[type, str] = {
+    AuthenticationError: "wrong credentials",
+    PermissionDeniedError: "permission denied",
+    BucketNotFoundError: "bucket does not exist",
+    ObjectNotFoundError: "no such object",
+    IntegrityError: "the store rejected the body as corrupted",
+    TransientError: "store kept failing after retries",
+    ConflictError: "refused because of another writer",
+    PreconditionFailedError: "the object changed meanwhile",
+}
+
+
+def storage_error(cls: type[StorageError], summary: str, *, where: str = "", **kw) -> StorageError:
+    """``cls`` with the project's phrase for it and the store's own words: ``wrong credentials (403 ...)``;
+    a NetworkError says ``cannot reach WHERE (...)``."""
+    if issubclass(cls, NetworkError):
+        return cls(f"cannot reach {where or 'the store'} ({summary})", **kw)
+    phrase = next((text for kind, text in PHRASES.items() if issubclass(cls, kind)), None)
+    return cls(f"{phrase} ({summary})" if phrase else summary, **kw)
+
+
+def transient_status(status: int | None) -> bool:
+    """True when a request that got ``status`` (None: no answer) may succeed if sent again."""
+    return error_class(status).retryable
+
+
 class UploadFailedError(MLAnalyticsError):
     """Raised by MultiCloud after trying every provider when at least one failed."""
 

@@ -1,14 +1,12 @@
 """What a batch reports, counted as results arrive: nothing per file is held.
 
 :class:`Tally` keeps per-provider counts and the first failures, so a batch of hundreds of
-thousands of files is summarised in constant memory. :class:`JsonStream` writes the ``--json``
-document progressively with the documented shape (``{"results": [...], "summary": {...}, "ok":
-...}``), results in batches as they become final.
+thousands of files is summarised in constant memory. The ``--json`` documents are
+:mod:`ml_analytics.schema`'s.
 """
 
 from __future__ import annotations
 
-import json
 import threading
 
 STATUSES = ("uploaded", "skipped", "failed", "planned")
@@ -53,39 +51,3 @@ class Tally:
     @property
     def files(self) -> int:
         return max((sum(row[s] for s in STATUSES) for row in self.by_provider.values()), default=0)
-
-
-class JsonStream:
-    """The ``--json`` document, written progressively through ``write`` (a redacting echo): results
-    are buffered ``BATCH`` at a time, so memory stays bounded and a big batch costs a few hundred
-    writes (and redaction passes), not one per file."""
-
-    BATCH = 512
-
-    def __init__(self, write) -> None:
-        self._write = write
-        self._pending: list[str] = []
-        self._first = True
-        self._lock = threading.Lock()
-
-    def result(self, result) -> None:
-        text = json.dumps(result.to_dict(), ensure_ascii=False)
-        with self._lock:
-            self._pending.append(text)
-            if len(self._pending) >= self.BATCH:
-                self._flush()
-
-    def _flush(self) -> None:
-        if self._pending:
-            head = '{"results": [\n' if self._first else ",\n"
-            self._write(head + ",\n".join(self._pending))
-            self._first = False
-            self._pending = []
-
-    def close(self, **fields) -> None:
-        with self._lock:
-            self._flush()
-            if self._first:
-                self._write('{"results": [')
-        tail = ", ".join(f"{json.dumps(k)}: {json.dumps(v, ensure_ascii=False)}" for k, v in fields.items())
-        self._write(f"\n], {tail}}}\n")

@@ -1,20 +1,33 @@
-"""One retry policy for every provider, translated into each engine's own settings.
+"""One retry policy, and the one loop that applies it.
 
-Transient failures are retried with exponential backoff and jitter, up to ``max_retries``
-retries and ``total_timeout`` seconds: 5xx answers, 429 / 408 / S3 ``SlowDown`` / Azure
-``ServerBusy``, connection resets and timeouts, and S3's "200 with an error body". Single PUTs,
-each multipart part and the completion call are retried (they are idempotent for the same
-bytes); authentication, permission and not-found errors never are.
+Transient failures are retried with capped exponential backoff and full jitter, up to ``max_retries``
+retries and none started once ``total_timeout`` seconds have passed since the first attempt. What is
+transient is decided in one place: the error's ``retryable`` flag, which for every HTTP answer comes
+from :data:`ml_analytics.errors.STATUS_ERRORS` (5xx, 408, 429 and no answer at all are retried;
+401, 403, 404, 409 and 412 are not). ``[COMMON]`` sets ``max_retries``, ``retry_timeout`` (seconds),
+``connect_timeout`` and ``request_timeout``.
 
-obstore (S3 family), azure-core (Azure) and google-api-core (GCS) each implement this policy
-natively; this module only fills their settings from one place, ``[COMMON]`` keys
-``max_retries``, ``retry_timeout`` (seconds), ``connect_timeout`` and ``request_timeout``.
+:meth:`RetryPolicy.run` is the loop every hand-made request path uses (the stores' HTTP requests,
+GCS resumable sessions, the Druid client). Libraries with retry loops of their own (obstore,
+azure-storage-blob, google-cloud-storage, boto3) get this policy translated into their settings by
+the provider module that uses them, never here: this module imports no SDK.
 """
 
 from __future__ import annotations
 
+import logging
+import random
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from typing import TypeVar
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+def _retryable(exc: BaseException) -> bool:
+    return bool(getattr(exc, "retryable", False))
 
 
 @dataclass(frozen=True)
@@ -39,68 +52,47 @@ class RetryPolicy:
                 values[field] = value
         return cls(**values)
 
-    # -- obstore ---------------------------------------------------------------------------------
-    def obstore_retry_config(self) -> dict:
-        return {"max_retries": self.max_retries, "retry_timeout": timedelta(seconds=self.total_timeout),
-                "backoff": {"init_backoff": timedelta(seconds=self.initial_backoff),
-                            "max_backoff": timedelta(seconds=self.max_backoff), "base": 2}}
-
-    def obstore_client_options(self) -> dict:
-        return {"connect_timeout": timedelta(seconds=self.connect_timeout),
-                "timeout": timedelta(seconds=self.request_timeout)}
-
-    # -- azure-core ----------------------------------------------------------------------------------
     def backoff(self, attempt: int) -> float:
         """Seconds to wait before retry number ``attempt`` (0-based): capped exponential, full jitter."""
-        import random
-
         return random.uniform(0.5, 1.0) * min(self.max_backoff, self.initial_backoff * 2 ** attempt)
 
-    def azure_kwargs(self) -> dict:
-        """azure-storage-blob settings. Its own retry policy (15 s first backoff, no overall deadline) is
-        replaced by ours: at most ``max_retries`` retries, none started once ``total_timeout`` seconds
-        have passed since the first attempt (the backoff is cut to what is left), each attempt bounded by
-        ``connect_timeout`` and ``request_timeout`` (between bytes)."""
-        import time
+    def deadline(self, started: float | None = None) -> float:
+        """The monotonic time after which no retry starts, for a run of attempts begun at ``started``."""
+        return (time.monotonic() if started is None else started) + self.total_timeout
 
-        from azure.storage.blob import ExponentialRetry
+    def run(self, attempt: Callable[[int], T], *, attempts: int | None = None,
+            retryable: Callable[[BaseException], bool] = _retryable, what: str = "request") -> T:
+        """Call ``attempt(n)`` (n = 0, 1, ...) until it returns; retry what ``retryable`` says may heal.
 
-        policy = self
+        At most ``max_retries`` retries (or ``attempts`` attempts in all), and none once ``total_timeout``
+        seconds have passed since the first one: the last error is raised as it is. A stop request
+        (Ctrl-C, see :mod:`ml_analytics.interrupt`) ends the wait between attempts.
+        """
+        from . import interrupt
 
-        class _Retry(ExponentialRetry):
-            def configure_retries(self, request):
-                settings = super().configure_retries(request)
-                settings["deadline"] = time.monotonic() + policy.total_timeout
-                return settings
+        tries = self.max_retries + 1 if attempts is None else max(1, attempts)
+        deadline = self.deadline()
+        n = 0
+        while True:
+            try:
+                return attempt(n)
+            except Exception as e:
+                if not retryable(e) or n + 1 >= tries:
+                    raise
+                pause = self.backoff(n)
+                if time.monotonic() + pause >= deadline:
+                    raise
+                log.debug("%s failed (%s), retry %d in %.2f s", what, type(e).__name__, n + 1, pause)
+            _sleep(pause, interrupt)
+            n += 1
 
-            def get_backoff_time(self, settings):
-                return min(policy.backoff(settings["count"]), max(0.0, settings["deadline"] - time.monotonic()))
 
-            def increment(self, settings, request, response=None, error=None):
-                if time.monotonic() >= settings["deadline"]:
-                    return False
-                return super().increment(settings, request, response, error)
-
-        n = self.max_retries
-        return {"retry_policy": _Retry(retry_total=n, retry_connect=n, retry_read=n, retry_status=n,
-                                       retry_to_secondary=False),
-                "connection_timeout": self.connect_timeout, "read_timeout": self.request_timeout}
-
-    # -- google-api-core ---------------------------------------------------------------------------
-    def google_retry(self):
-        """google-cloud-storage's own predicate (it knows its transport's errors: 408, 429, 5xx,
-        connection resets) with our delays and deadline, and at most ``max_retries`` retries (a fresh
-        count for every call: build one per request)."""
-        import itertools
-
-        from google.cloud.storage.retry import DEFAULT_RETRY
-
-        retries = itertools.count(1)
-        transient = DEFAULT_RETRY._predicate
-
-        def predicate(exc: Exception) -> bool:
-            return transient(exc) and next(retries) <= self.max_retries
-
-        return DEFAULT_RETRY.with_predicate(predicate) \
-            .with_delay(initial=self.initial_backoff, maximum=self.max_backoff, multiplier=2) \
-            .with_timeout(self.total_timeout)
+def _sleep(seconds: float, interrupt) -> None:
+    """Sleep, waking every 0.1 s to see whether a stop was requested."""
+    end = time.monotonic() + seconds
+    while True:
+        interrupt.check()
+        left = end - time.monotonic()
+        if left <= 0:
+            return
+        time.sleep(min(0.1, left))

@@ -86,7 +86,8 @@ class SourceFile:
     def md5(self) -> str | None:
         return self._md5.hexdigest() if self._hash else None
 
-    def _open(self):
+    def open(self):
+        """The file opened for reading (refusing anything but a regular file, never blocking on one)."""
         return os.fdopen(open_regular(self.path), "rb")
 
     def _verify_unchanged(self, fh) -> None:
@@ -113,7 +114,7 @@ class SourceFile:
 
     def read_all(self) -> bytes:
         """The whole content (for small files), verified unchanged."""
-        with self._open() as fh:
+        with self.open() as fh:
             data = fh.read()
             self.bytes_read = len(data)
             if self._hash:
@@ -124,7 +125,7 @@ class SourceFile:
 
     def chunks(self, size: int = READ_BLOCK) -> Iterator[bytes]:
         """Yield the content in blocks; raises IntegrityError at the end if the file changed."""
-        with self._open() as fh:
+        with self.open() as fh:
             while True:
                 interrupt.check()  # Ctrl-C: stop between blocks, the provider aborts its upload
                 block = fh.read(size)
@@ -148,7 +149,7 @@ class _Reader(io.RawIOBase):
     def __init__(self, src: SourceFile):
         super().__init__()
         self._src = src
-        self._fh = src._open()
+        self._fh = src.open()
 
     def readable(self) -> bool:
         return True

@@ -19,6 +19,7 @@ import hashlib
 from collections.abc import Iterable
 
 from .checksums import file_crc64
+from .cloud_storage.capabilities import Multipart
 from .errors import ProviderNotInstalledError
 from .source import SourceFile, file_md5, read_small
 
@@ -55,7 +56,7 @@ def same_content(provider, item, info) -> bool:
         except ProviderNotInstalledError:  # no awscrt here: cannot tell, so the file is sent again
             return False
     etag = (info.etag or "").strip('"')
-    part_size = provider.part_size_for(item.size)
+    part_size = provider.part_size_for(item.size) if provider.can(Multipart) else None
     if etag and "-" not in etag and len(etag) == 32:
         return _local_md5(item) == etag
     if etag and part_size:

@@ -1,9 +1,7 @@
-"""The transfer engine: plan a batch of (file, key, provider) uploads and run them concurrently.
+"""The transfer engine: run a planned batch of (file, key) uploads against several providers at once.
 
-* Planning turns command-line paths into ``(local file, object key)`` pairs: a file is stored
-  as ``PREFIX/name``, a directory's files as ``PREFIX/path/relative/to/the/directory``. Keys
-  follow :func:`ml_analytics.keys.object_key`. Symbolic links that lead outside the directory
-  are not followed unless asked.
+Planning (paths to files and keys) is :mod:`ml_analytics.plan`; this module only runs what was planned.
+
 * Running gives each provider its own lane (so one slow or failing provider does not stall the
   others) with a bounded number of uploads in flight, one client per provider reused for every
   file, small files read once for all providers, and memory for buffers capped.
@@ -15,25 +13,18 @@ from __future__ import annotations
 
 import logging
 import os
-import stat
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 from . import interrupt
-from .errors import LocalFileError, MLAnalyticsError, StorageError, one_line, redact
-from .keys import object_key
+from .cloud_storage.capabilities import BatchCleanup, Multipart
+from .errors import MLAnalyticsError, StorageError, one_line, redact
+from .plan import Plan, PlannedFile, plan_uploads  # noqa: F401 (planning is its own module; re-exported)
+from .retry import RetryPolicy
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True, slots=True)
-class PlannedFile:
-    source: str | os.PathLike  # the local file (planning gives a str: thousands of Paths cost start-up time)
-    key: str
-    size: int
 
 
 @dataclass(slots=True)
@@ -47,139 +38,6 @@ class TransferResult:
     error: str | None = None
     source: str | None = None
     retryable: bool = False  # failed with a transient error: worth a second pass (not in --json)
-
-    def to_dict(self) -> dict:
-        return {"provider": self.provider, "key": self.key, "uri": self.uri, "bytes": self.bytes, "md5": self.md5,
-                "status": self.status, "error": self.error, "source": self.source}
-
-
-class Plan(list):
-    """Planned uploads (a list of :class:`PlannedFile`) and the special files a folder walk skipped.
-
-    ``skipped`` holds ``(path, key or None, reason)`` for each FIFO, socket, device, dangling link,
-    link loop or unreadable file met inside a folder: they are reported and make the run end
-    with exit 1, while every regular file is still uploaded.
-    """
-
-    def __init__(self, items=(), skipped=()):
-        super().__init__(items)
-        self.skipped: list[tuple[str, str | None, str]] = list(skipped)
-
-
-def _special_reason(mode: int) -> str:
-    if stat.S_ISFIFO(mode):
-        return "is a FIFO (named pipe), not a regular file"
-    if stat.S_ISSOCK(mode):
-        return "is a socket, not a regular file"
-    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
-        return "is a device, not a regular file"
-    return "is not a regular file"
-
-
-def plan_uploads(paths: Sequence[str | os.PathLike], prefix: str = "", *,
-                 follow_symlinks: bool = False) -> Plan:
-    """Expand files and folders into planned uploads.
-
-    A path named explicitly must be a readable regular file (or a folder): otherwise nothing is
-    planned and one error names it. Inside a folder, special files (FIFO, socket, device,
-    dangling link, link loop, unreadable file) are skipped and listed in ``Plan.skipped``; a name
-    that makes a bad key, or a link leading outside the folder (not followed unless asked), still
-    refuses the whole batch before anything is sent. ``follow_symlinks`` follows links to files
-    and folders anywhere, each real folder walked once (a link loop is skipped, not followed).
-    """
-    from .source import check_regular_file
-
-    planned = Plan()
-    problems: list[str] = []
-
-    for raw in paths:
-        p = Path(raw)
-        if not p.is_dir() or (p.is_symlink() and not follow_symlinks and not str(raw).endswith("/")):
-            try:
-                planned.append(PlannedFile(p, object_key(prefix, p.name), check_regular_file(p).st_size))
-            except MLAnalyticsError as e:
-                problems.append(str(e))
-            continue
-        _walk(os.fspath(p), prefix, follow_symlinks, planned, problems)
-    if problems:
-        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
-        raise LocalFileError(problems[0] + more)
-    keys: dict[str, str | os.PathLike] = {}
-    for item in planned:
-        if item.key in keys and keys[item.key] != item.source:
-            raise LocalFileError(f"{keys[item.key]} and {item.source} would both be stored as '{item.key}'")
-        keys[item.key] = item.source
-    return planned
-
-
-def _walk(base: str, prefix: str, follow: bool, planned: Plan, problems: list[str]) -> None:
-    """One folder, depth first in name order, with os.scandir (one stat per entry, usually cached)."""
-    import errno
-
-    root = Path(base).resolve()
-    try:
-        top = os.stat(base)
-    except OSError as e:
-        problems.append(f"{base}: {e.strerror}")
-        return
-    seen = {(top.st_dev, top.st_ino)}
-    stack: list[tuple[str, str]] = [(base, "")]
-
-    def key_for(rel: str) -> str | None:
-        try:
-            return object_key(prefix, rel)
-        except MLAnalyticsError:
-            return None
-
-    while stack:
-        folder, rel_dir = stack.pop()
-        try:
-            with os.scandir(folder) as it:
-                entries = sorted(it, key=lambda e: e.name)
-        except OSError as e:
-            planned.skipped.append((folder, None, f"cannot list this folder: {e.strerror}"))
-            continue
-        subfolders: list[tuple[str, str]] = []
-        for entry in entries:
-            full, rel = entry.path, rel_dir + entry.name
-            try:
-                link = entry.is_symlink()
-                if link and not follow:
-                    target = Path(full).resolve()
-                    if target.exists() and not target.is_relative_to(root):
-                        problems.append(f"{full}: symbolic link leads outside {base} "
-                                        "(not followed; pass --follow-symlinks to upload it)")
-                        continue
-                st = os.stat(full) if link else entry.stat(follow_symlinks=False)
-            except FileNotFoundError:
-                planned.skipped.append((full, key_for(rel), "dangling symbolic link (its target does not exist)"))
-                continue
-            except OSError as e:
-                reason = "symbolic link loop" if e.errno == errno.ELOOP else e.strerror
-                planned.skipped.append((full, key_for(rel), reason))
-                continue
-            except RuntimeError:  # Path.resolve on a loop (older Pythons)
-                planned.skipped.append((full, key_for(rel), "symbolic link loop"))
-                continue
-            if stat.S_ISREG(st.st_mode):
-                if not os.access(full, os.R_OK):
-                    planned.skipped.append((full, key_for(rel), "permission denied"))
-                    continue
-                try:
-                    planned.append(PlannedFile(full, object_key(prefix, rel), st.st_size))
-                except MLAnalyticsError as e:
-                    problems.append(str(e))
-            elif stat.S_ISDIR(st.st_mode):
-                if link and not follow:
-                    continue  # a linked folder inside the tree: its files are reached by their real path
-                if (st.st_dev, st.st_ino) in seen:
-                    planned.skipped.append((full, key_for(rel), "symbolic link loop (folder already walked)"))
-                    continue
-                seen.add((st.st_dev, st.st_ino))
-                subfolders.append((full, rel + "/"))
-            else:
-                planned.skipped.append((full, key_for(rel), _special_reason(st.st_mode)))
-        stack.extend(reversed(subfolders))
 
 
 ResultCallback = Callable[[str, TransferResult], None]
@@ -313,21 +171,28 @@ class TransferEngine:
 
     def __init__(self, providers: dict, *, concurrency: int | None = None,
                  memory_limit: int = DEFAULT_MEMORY_LIMIT, secrets: Iterable[str] = (),
-                 on_bytes: Callable[[int], None] | None = None):
+                 on_bytes: Callable[[int], None] | None = None, retry: RetryPolicy | None = None):
         if concurrency is not None and concurrency < 1:
             raise ValueError("concurrency must be at least 1")
         self.providers = providers
         self.concurrency = concurrency
         self.secrets = set(secrets)
         self.on_bytes = on_bytes
+        self.retry = retry or RetryPolicy()
         share = max(1, memory_limit // max(1, len(providers)))
         self.budgets = {s: ByteBudget(share) for s in providers}
         self.cache = ReadCache(min(READ_CACHE_BYTES, share), enabled=len(providers) > 1)
+        # Parts of one file in flight, per run: what the provider wants, fewer when its buffers would not
+        # fit the lane's memory share. Passed to each upload; the providers themselves are not changed.
+        self.parts_in_flight: dict[str, int | None] = {}
         for section, provider in providers.items():
-            part = getattr(provider, "part_size", None)
-            parts = getattr(provider, "part_concurrency", None)
-            if part and parts and part * (parts + 1) > share:
-                provider.part_concurrency = max(1, share // part - 1)
+            parts = None
+            if provider.can(Multipart):
+                parts = provider.default_part_concurrency
+                part = provider.part_size_for(0)
+                if part * (parts + 1) > share:
+                    parts = max(1, share // part - 1)
+            self.parts_in_flight[section] = parts
 
     # -- one transfer --------------------------------------------------------------------------------
     def _failed(self, section: str, provider, item: PlannedFile, exc: BaseException) -> TransferResult:
@@ -341,7 +206,7 @@ class TransferEngine:
 
     def _secrets_of(self, provider) -> set[str]:
         """Every value to mask in a message about ``provider``: the config's and the provider's own."""
-        return self.secrets | set(getattr(provider, "secrets", ()))
+        return self.secrets | set(provider.secrets)
 
     def _not_attempted(self, section: str, provider, item: PlannedFile, breaker: StoreBreaker) -> TransferResult:
         last = breaker.last_error
@@ -393,9 +258,14 @@ class TransferEngine:
             from .source import PROGRESS
 
             PROGRESS.set(self.on_bytes)  # big files report progress block by block as they are read
-            held = budget.acquire(provider.buffer_bytes(item.size))
+            parts = self.parts_in_flight.get(section)
+            held = budget.acquire(provider.buffer_bytes(item.size) if parts is None else
+                                  provider.buffer_bytes(item.size, parts))
             try:
-                stored = provider.put_file(item.source, item.key)
+                if parts is not None:
+                    stored = provider.put_file(item.source, item.key, parts_in_flight=parts)
+                else:
+                    stored = provider.put_file(item.source, item.key)
             finally:
                 budget.release(held)
         return TransferResult(section, stored.key, stored.uri, stored.bytes, stored.md5, "uploaded", None,
@@ -475,8 +345,7 @@ class TransferEngine:
         self._pass(section, provider, todo, skip_existing, first, breaker)
         failed_any_pass = {k for k, r in first_failures.items() if r.bytes > SMALL_FILE}
         again = [i for i in items if i.key in first_failures] if first_failures else []
-        policy = getattr(provider, "retry", None)
-        budget_left = policy is None or time.time() - started < getattr(policy, "total_timeout", 0)
+        budget_left = time.time() - started < self.retry.total_timeout
         if again and not interrupt.requested() and not breaker.tripped and budget_left:
             self.second_pass[section] = len(again)
             breaker.in_a_row = 0
@@ -494,13 +363,12 @@ class TransferEngine:
         else:
             for key in first_failures:
                 emit(first_failures[key])
-        finish = getattr(provider, "finish_batch", None)
         big = [i for i in items if i.size > SMALL_FILE]
         final = self.big_failures.get(section, {})  # big files that failed for good
         reachable = len(final) < len(big) or any(not r.retryable for r in final.values())
-        if finish is not None and big and reachable:  # an unreachable store is cleaned up by the next run
+        if provider.can(BatchCleanup) and big and reachable:  # an unreachable store: cleaned up by the next run
             try:  # keys that failed in any pass: their first attempts' uploads are this run's orphans
-                finish(big, started, set(final) | failed_any_pass)
+                provider.finish_batch(big, started, set(final) | failed_any_pass)
             except Exception as e:  # a clean-up courtesy never changes the batch's outcome
                 log.warning("%s: end-of-batch clean-up failed: %s", section,
                             redact(one_line(e, 200), self._secrets_of(provider)))
@@ -532,23 +400,15 @@ class TransferEngine:
                     with lock:              # and the caller hears of it below, not a silent lost result
                         told_errors.append(e)
 
-        import gc
-
-        gc_was_enabled = gc.isenabled()
-        gc.disable()  # thousands of short-lived objects per second; nothing cyclic is made here
         lanes = []
         for section, provider in self.providers.items():
             lanes.append(threading.Thread(target=self._lane, args=(section, provider, items, skip_existing, emit),
                                           name=f"lane-{section}"))
         for t in lanes:
             t.start()
-        try:
-            for t in lanes:
-                while t.is_alive():  # a timed join lets the main thread take SIGINT/SIGTERM at once
-                    t.join(0.2)
-        finally:
-            if gc_was_enabled:
-                gc.enable()
+        for t in lanes:
+            while t.is_alive():  # a timed join lets the main thread take SIGINT/SIGTERM at once
+                t.join(0.2)
         if told_errors:
             raise told_errors[0]
         if keep:

@@ -75,10 +75,9 @@ def test_a_signal_stops_new_uploads_aborts_multipart_and_reports(tmp_path, seawe
 
 
 def test_orphans_of_an_earlier_run_are_aborted_by_the_next_run_of_the_same_keys(tmp_path, seaweed, monkeypatch):
-    from ml_analytics.cloud_storage import MultiCloud
-    from ml_analytics.cloud_storage.s3 import S3
+    from ml_analytics.cloud_storage import MultiCloud, s3_sweep
 
-    monkeypatch.setattr(S3, "orphan_idle_seconds", 4)  # 60 s in real runs
+    monkeypatch.setattr(s3_sweep, "ORPHAN_IDLE_SECONDS", 4)  # longer in real runs
     bucket = seaweed.create_bucket(fresh_name("orph"))
     client = seaweed.boto3_client()
     data = tmp_path / "data"

@@ -237,14 +237,14 @@ def test_azure_blocks_carry_their_md5_and_a_corrupted_block_is_refused(azure, tm
 def test_azure_checksum_thread_failing_fails_the_upload_instead_of_hanging(azure, tmp_path, monkeypatch):
     """The thread folding blocks into the whole-file CRC64 fails (awscrt missing): the upload ends with
     that error, nothing is committed or left staged."""
-    from ml_analytics.cloud_storage import ms_azure
+    from ml_analytics.cloud_storage import azure_blocks
     from ml_analytics.errors import ProviderNotInstalledError
 
     def missing(*_a):
         raise ProviderNotInstalledError("CRC64 checksums need awscrt")
 
     before = _store_previous(azure, "block list", tmp_path)
-    monkeypatch.setattr(ms_azure, "crc64", missing)
+    monkeypatch.setattr(azure_blocks, "crc64", missing)
     path, _ = _big(tmp_path, 40)
     with pytest.raises(ProviderNotInstalledError, match="awscrt"):
         azure.provider(checksum="md5", maxConcurrency=1).put_file(path, KEY)

@@ -10,6 +10,11 @@ a token for the platform's signing service, which answers
 ``op`` is ``write`` (PUT; the MD5 is signed into the URL, so the store rejects a corrupted body),
 ``read`` (GET; also what Druid's ``http`` input source reads), ``head``, ``delete``, or ``list``
 (answered with ``{"result": {"objects": [{"key", "size", "etag"}]}}``).
+
+Beyond the core contract it declares two capabilities, and ml-analytics does the rest: ``ReadBack``
+(``get_bytes``: Spark manifests and ``ingest --manifest`` read through it) and ``SignedUrls``
+(``sign_url``: Druid reads the objects through its ``http`` input source; this provider writes no
+Druid JSON of its own).
 """
 
 from __future__ import annotations
@@ -17,11 +22,12 @@ from __future__ import annotations
 import base64
 import json
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 
 from ml_analytics.cloud_storage import CloudProvider, ObjectInfo, Option, StoredObject
+from ml_analytics.cloud_storage.capabilities import ReadBack, SignedUrls
 from ml_analytics.errors import (AuthenticationError, BucketNotFoundError, IntegrityError, NetworkError,
-                                 StorageError, TransientError)
+                                 ObjectNotFoundError, StorageError, TransientError)
 from ml_analytics.source import SourceFile
 
 ACTIONS_PATH = "/v1/cloud-services/storage/actions"
@@ -31,6 +37,7 @@ class Presigned(CloudProvider):
     section = "PRESIGNED"
     description = "Uploads to pre-signed URLs from a signing service (no cloud credentials on the job)."
     uri_scheme = "presigned"
+    capabilities = frozenset({ReadBack, SignedUrls})
     options = (
         Option("service_url", "base URL of the signing service", required=True, arg="serviceUrl"),
         Option("token", "bearer token for the signing service", required=True, secret=True, arg="token"),
@@ -123,12 +130,19 @@ class Presigned(CloudProvider):
         if status not in (200, 204, 404):
             raise self._store_error(status, payload, key)
 
-    def sign_url(self, key: str) -> str:
-        """A pre-signed GET URL: what Druid's ``http`` input source reads."""
+    # -- capabilities -----------------------------------------------------------------------------------
+    def sign_url(self, key: str, expires_seconds: int = 6 * 3600) -> str:
+        """SignedUrls: a pre-signed GET URL (the signing service decides how long it lives)."""
         return self._url("read", key)
 
-    def druid_input_source(self, keys: Iterable[str], **options) -> dict:
-        return {"type": "http", "uris": [self.sign_url(k) for k in keys]}
+    def get_bytes(self, key: str) -> bytes:
+        """ReadBack: the object's bytes, through a pre-signed GET URL."""
+        status, payload, _ = self._call(self._url("read", key))
+        if status == 404:
+            raise ObjectNotFoundError("no such object", provider=self.section, bucket=self.bucket, key=key)
+        if status != 200:
+            raise self._store_error(status, payload, key)
+        return payload
 
     def stored_md5(self, info: ObjectInfo) -> str | None:
         """Objects are always one PUT, and a single-PUT S3 ETag is the content's MD5."""

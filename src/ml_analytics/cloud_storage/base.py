@@ -1,26 +1,31 @@
 """The provider contract every cloud implements.
 
 A provider is a class with a config ``section`` and declared ``options`` (its config keys:
-required, optional, secret). Defining such a class registers it (see :mod:`.registry`), so
-config checking, ``ml-analytics providers`` and ``ml-analytics init`` work for it with no
-other edit. The seed's API, ``upload_files(bucketPath, localPath, fileName)``, is implemented
-here once on top of :meth:`CloudProvider.put_file`.
+required, optional, secret). It is registered by the registry's table (built-ins) or by a plugin
+(entry point or drop-in file, see :mod:`.registry`), never by being defined; config checking,
+``ml-analytics providers`` and ``ml-analytics init`` then work for it with no other edit. The seed's
+API, ``upload_files(bucketPath, localPath, fileName)``, is implemented here once on top of
+:meth:`CloudProvider.put_file`.
 
-What a provider must implement: ``put_file``, ``stat``, ``list``, ``delete``, ``uri``.
-What it may add: ``put_bytes`` (faster probe writes), ``check`` (a reachability probe other
-than write-and-delete), ``druid_input_source`` (how Druid reads its objects),
-``sign_url`` (pre-signed GET URLs, enables Druid's ``http`` input source).
+The core a provider must implement: ``put_file``, ``stat``, ``list``, ``delete`` (``put_bytes`` and
+``uri`` have defaults). What it can do beyond that it declares in ``capabilities`` (see
+:mod:`.capabilities`); nobody probes for methods.
+
+Settings travel, clients do not: the arguments a provider was built with are kept as one frozen,
+picklable :class:`ProviderSettings` (``provider.settings``); ``settings.build()`` makes an equal
+provider anywhere (a Spark executor), and pickling a provider pickles only its settings. Clients and
+connections are made lazily, on first use, in the process that uses them.
 """
 
 from __future__ import annotations
 
-import inspect
+import importlib
 import os
 import tempfile
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -54,7 +59,8 @@ class Option:
             try:
                 return int(value)
             except ValueError:
-                raise ConfigError(f"expected a whole number, got {value!r}", path=path, section=section, key=self.name) from None
+                raise ConfigError(f"expected a whole number, got {value!r}", path=path, section=section,
+                                  key=self.name) from None
         if self.kind == "bool":
             low = value.strip().lower()
             if low in ("1", "true", "yes", "on"):
@@ -76,9 +82,6 @@ class StoredObject:
     md5: str | None
     etag: str | None = None
 
-    def to_dict(self) -> dict:
-        return asdict(self)
-
 
 @dataclass
 class ObjectInfo:
@@ -93,32 +96,72 @@ class ObjectInfo:
     crc64: str | None = None  # hex CRC-64/NVME of the whole object, when the store keeps one (Azure blocks)
 
 
+@dataclass(frozen=True)
+class ProviderSettings:
+    """What a provider was built from: its class (by import path) and constructor arguments.
+
+    Frozen and picklable (plain values and a :class:`~ml_analytics.retry.RetryPolicy`), so it can be
+    shipped (Spark executors) and rebuilt with :meth:`build`. Its repr masks the values of the
+    provider's secret options."""
+
+    cls: str  # "package.module:Class"
+    args: tuple = ()
+    kwargs: tuple[tuple[str, Any], ...] = ()
+
+    def provider_class(self) -> type["CloudProvider"]:
+        module, _, name = self.cls.partition(":")
+        return getattr(importlib.import_module(module), name)
+
+    def build(self) -> "CloudProvider":
+        return self.provider_class()(*self.args, **dict(self.kwargs))
+
+    def __repr__(self) -> str:
+        try:
+            secret_args = {o.argument for o in self.provider_class().options if o.secret}
+        except Exception:  # the class cannot be imported here: mask every string value
+            secret_args = {k for k, _ in self.kwargs}
+        shown = ", ".join(f"{k}={'***' if k in secret_args and v else v!r}" for k, v in self.kwargs)
+        return f"ProviderSettings({self.cls}{', ' if shown else ''}{shown})"
+
+
 class CloudProvider:
-    """Base class of every storage provider. Subclasses that set ``section`` register themselves."""
+    """Base class of every storage provider."""
 
     section: ClassVar[str] = ""
     options: ClassVar[tuple[Option, ...]] = ()
     description: ClassVar[str] = ""
     extra: ClassVar[str | None] = None  # the pip extra that installs its SDK
     uri_scheme: ClassVar[str] = ""
+    # What it can do beyond the core: protocols from .capabilities, checked when the class is registered.
+    capabilities: ClassVar[frozenset] = frozenset()
     # Uploads in flight per batch, each on its own thread, unless [COMMON] concurrency says otherwise.
     default_concurrency: ClassVar[int] = 16
+    # True when put_file reads a file once (hashing on the way); False when it reads it twice (hash,
+    # then send): the conformance suite then also changes the file during the second read.
+    reads_once: ClassVar[bool] = True
 
     bucket: str = ""
-    part_size: int | None = None  # S3-style multipart part size, to recompute multipart ETags
 
-    def __init_subclass__(cls, register: bool = True, **kwargs):
-        super().__init_subclass__(**kwargs)
-        if register and "section" in cls.__dict__ and cls.section:
-            from .registry import registry
+    def __new__(cls, *args: Any, **kwargs: Any):
+        self = super().__new__(cls)
+        # Remembered for .settings, whatever the subclass's constructor does with them.
+        self._built_from = (args, tuple(kwargs.items()))
+        return self
 
-            registry.register(cls)
+    # -- settings ---------------------------------------------------------------------------------
+    @property
+    def settings(self) -> ProviderSettings:
+        args, kwargs = getattr(self, "_built_from", ((), ()))
+        return ProviderSettings(f"{type(self).__module__}:{type(self).__qualname__}", tuple(args), kwargs)
+
+    def __reduce__(self):
+        return (_rebuild, (self.settings,))
+
+    def can(self, capability: type) -> bool:
+        """Whether this provider declared ``capability`` (a protocol from :mod:`.capabilities`)."""
+        return capability in type(self).capabilities
 
     # -- construction from config --------------------------------------------------------
-    @classmethod
-    def option(cls, name: str) -> Option:
-        return next(o for o in cls.options if o.name == name)
-
     @classmethod
     def secret_keys(cls) -> set[str]:
         return {o.name for o in cls.options if o.secret}
@@ -133,7 +176,8 @@ class CloudProvider:
             value = values.get(opt.name, opt.default)
             if value is None:
                 if opt.required:
-                    raise ConfigError("required key is missing or empty", path=config.path, section=section, key=opt.name)
+                    raise ConfigError("required key is missing or empty", path=config.path, section=section,
+                                      key=opt.name)
                 continue
             if opt.kind == "path":  # relative to the config file's folder, as the deployment writes them
                 value = str(config.folder / os.path.expanduser(value))
@@ -146,11 +190,17 @@ class CloudProvider:
         """Hook for cross-key rules (e.g. exactly one of key / SAS). Raise ConfigError."""
 
     @classmethod
+    def takes_retry(cls) -> bool:
+        import inspect
+
+        return "retry" in inspect.signature(cls.__init__).parameters
+
+    @classmethod
     def from_config(cls, config: "Config", section: str | None = None, *,
                     retry: "RetryPolicy | None" = None) -> "CloudProvider":
         """Build from a config section; ``retry`` is the policy already read from ``[COMMON]``, if any."""
         kwargs = cls.settings_from_config(config, section)
-        if "retry" in inspect.signature(cls.__init__).parameters:
+        if cls.takes_retry():
             if retry is None:
                 from ..retry import RetryPolicy
 
@@ -176,10 +226,6 @@ class CloudProvider:
             return self.put_file(tmp, key)
         finally:
             os.unlink(tmp)
-
-    def part_size_for(self, size: int) -> int | None:
-        """The multipart part size an upload of ``size`` bytes uses (S3-style stores), else None."""
-        return self.part_size
 
     def buffer_bytes(self, size: int) -> int:
         """Memory an upload of ``size`` bytes holds at once (for the engine's memory cap)."""
@@ -224,10 +270,6 @@ class CloudProvider:
             self.delete(key)
         return f"bucket '{self.bucket}' reachable and writable"
 
-    def druid_input_source(self, keys: Iterable[str], **options: Any) -> dict:
-        """The Druid ``inputSource`` that reads these objects."""
-        return {"type": self.uri_scheme, "uris": [self.uri(k) for k in keys]}
-
     def close(self) -> None:
         """Release clients and connections."""
 
@@ -236,7 +278,7 @@ class CloudProvider:
         """Upload ``localPath/fileName`` to ``bucketPath/fileName`` (the seed's method)."""
         return self.put_file(Path(localPath) / fileName, object_key(bucketPath, fileName))
 
-    # -- helpers for subclasses -----------------------------------------------------------------
+    # -- errors and secrets -------------------------------------------------------------------------
     @property
     def secrets(self) -> set[str]:
         """Credential values this instance holds, for redaction of library messages."""
@@ -245,8 +287,9 @@ class CloudProvider:
     def redact(self, text: str) -> str:
         return redact(str(text), self.secrets)
 
-    def _error(self, exc: BaseException, key: str = "", writing: bool = False) -> Exception:
-        """Map a library exception to this project's typed errors (providers override)."""
+    def map_error(self, exc: BaseException, key: str = "", writing: bool = False) -> Exception:
+        """This store's translation of a library exception into the project's typed errors (providers
+        override; the status-to-error table is :data:`ml_analytics.errors.STATUS_ERRORS`)."""
         return exc
 
     @contextmanager
@@ -257,7 +300,7 @@ class CloudProvider:
         except MLAnalyticsError:
             raise
         except Exception as e:
-            raise self._error(e, key, writing) from None
+            raise self.map_error(e, key, writing) from None
 
     @staticmethod
     def list_prefix(prefix: str) -> str:
@@ -265,3 +308,7 @@ class CloudProvider:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(section={self.section!r}, bucket={self.bucket!r})"
+
+
+def _rebuild(settings: ProviderSettings) -> CloudProvider:
+    return settings.build()

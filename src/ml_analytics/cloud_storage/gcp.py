@@ -7,7 +7,7 @@ the client is anonymous (emulators such as fake-gcs-server); with neither, Appli
 Credentials are used. Constructing the provider makes no request: the bucket is referenced,
 never fetched.
 
-Uploads send their own JSON API requests (:mod:`._http`, with the credentials' bearer token)
+Uploads send their own JSON API requests (:mod:`ml_analytics.httpclient`, with the credentials' bearer token)
 under the project's retry policy (``max_retries``, ``retry_timeout``, connect and request timeouts),
 each file read once; listing, stat and delete go through google-cloud-storage.
 
@@ -37,16 +37,17 @@ import socket
 import threading
 import uuid
 from collections.abc import Iterator
-from typing import Any
+
 from urllib.parse import quote
 
 from ..errors import (AuthenticationError, BucketNotFoundError, ConfigError, IntegrityError, MLAnalyticsError,
-                      NetworkError, PermissionDeniedError, ProviderNotInstalledError, StorageError, TransientError,
-                      one_line)
+                      NetworkError, ObjectNotFoundError, ProviderNotInstalledError, StorageError, TransientError,
+                      error_class, one_line, storage_error)
+from ..httpclient import HttpClient, Reply, RequestFailed
 from ..retry import RetryPolicy
 from ..source import SourceFile
-from ._http import Reply
 from .base import CloudProvider, ObjectInfo, Option, StoredObject
+from .capabilities import Locatable, ReadBack, StoreLocation
 
 log = logging.getLogger(__name__)
 MiB = 1024 * 1024
@@ -68,6 +69,8 @@ def _hex(b64: str | None) -> str | None:
 
 class _Restart(Exception):
     """A resumable session failed in a way that only a new session can recover from."""
+
+    retryable = True
 
     def __init__(self, error: Exception):
         super().__init__(str(error))
@@ -163,6 +166,7 @@ class GCP(CloudProvider):
     description = "Google Cloud Storage."
     extra = "gcp"
     uri_scheme = "gs"
+    capabilities = frozenset({ReadBack, Locatable})
     options = (
         Option("secret_data", "path to a service-account JSON key file", arg="secret_data", kind="path"),
         Option("bucket_name", "bucket", required=True, arg="bucketName"),
@@ -186,7 +190,7 @@ class GCP(CloudProvider):
         self.retry = retry or RetryPolicy()
         self._bucket = None
         self._credentials = None
-        self._endpoints: dict = {}
+        self._http: HttpClient | None = None
         self._token_lock = threading.Lock()
 
     @property
@@ -257,42 +261,70 @@ class GCP(CloudProvider):
                                               provider=self.section, bucket=self.bucket) from None
             return {"authorization": f"Bearer {creds.token}"}
 
-    def _endpoint(self, url: str):
-        """The kept-alive endpoint for ``url``'s origin, and the path + query to send there."""
-        from urllib.parse import urlsplit
+    @property
+    def http(self) -> HttpClient:
+        """Our own requests: the bearer token goes only to the configured endpoint's origin (a session URL
+        the store hands back pointing anywhere else gets none: the session id in it is the authorisation)."""
+        if self._http is None:
+            self._http = HttpClient(self.retry, verify_tls=self.verify_tls, auth=self._auth_headers,
+                                    auth_origin=self._base_url)
+        return self._http
 
-        from ._http import Endpoint
+    @property
+    def _base_url(self) -> str:
+        return self.endpoint_url or "https://storage.googleapis.com"
 
-        parts = urlsplit(url)
-        origin = f"{parts.scheme}://{parts.netloc}"
-        with self._token_lock:
-            endpoint = self._endpoints.get(origin)
-            if endpoint is None:
-                endpoint = self._endpoints[origin] = Endpoint(origin, verify_tls=self.verify_tls, retry=self.retry)
-        return endpoint, parts.path + (f"?{parts.query}" if parts.query else "")
+    def _sdk_retry(self):
+        """The project's retry policy in google-cloud-storage's terms: its own predicate (it knows its
+        transport's errors: 408, 429, 5xx, connection resets) with our delays and deadline, and at most
+        ``max_retries`` retries (a fresh count for every call: build one per request)."""
+        import itertools
 
-    def _error(self, exc: BaseException, key: str = "", writing: bool = False) -> MLAnalyticsError:
+        from google.cloud.storage.retry import DEFAULT_RETRY
+
+        retries = itertools.count(1)
+        transient = DEFAULT_RETRY._predicate
+        policy = self.retry
+
+        def predicate(exc: Exception) -> bool:
+            return transient(exc) and next(retries) <= policy.max_retries
+
+        return DEFAULT_RETRY.with_predicate(predicate) \
+            .with_delay(initial=policy.initial_backoff, maximum=policy.max_backoff, multiplier=2) \
+            .with_timeout(policy.total_timeout)
+
+    def _classified(self, status: int | None, message: str, key: str, *, writing: bool = False,
+                    network: bool = False, corrupt: bool = False) -> MLAnalyticsError:
+        """The project's error for a GCS answer (``status``) or for no answer (``network``)."""
+        kw = {"provider": self.section, "bucket": self.bucket, "key": key}
+        summary = self.redact(f"{status or 'no answer'}: {one_line(message, 200)}")
+        if network or status is None:
+            return storage_error(NetworkError, summary, where=self._base_url, **kw)
+        if corrupt or status == 400 and ("md5" in message.lower() or "crc32c" in message.lower()):
+            return IntegrityError(f"checksum mismatch ({summary})", **kw)
+        cls = error_class(status)
+        if cls is ObjectNotFoundError and writing:
+            cls = BucketNotFoundError
+        return StorageError(summary, **kw) if cls is StorageError else storage_error(cls, summary, **kw)
+
+    def map_error(self, exc: BaseException, key: str = "", writing: bool = False) -> MLAnalyticsError:
         if isinstance(exc, MLAnalyticsError):
             return exc
-        from google.api_core import exceptions as gexc
-
+        if isinstance(exc, RequestFailed):
+            return self._reply_error(exc.reply, exc.cause, key)
         status = getattr(exc, "code", None)
-        summary = self.redact(f"{status or type(exc).__name__}: {one_line(getattr(exc, 'message', None) or exc, 200)}")
-        kw = {"provider": self.section, "bucket": self.bucket, "key": key}
-        if isinstance(exc, gexc.Unauthorized):
-            return AuthenticationError(f"wrong credentials ({summary})", **kw)
-        if isinstance(exc, gexc.Forbidden):
-            return PermissionDeniedError(f"permission denied ({summary})", **kw)
-        if isinstance(exc, gexc.NotFound):
-            return BucketNotFoundError(f"bucket does not exist ({summary})", **kw)
-        if type(exc).__name__ == "DataCorruption" or isinstance(exc, gexc.BadRequest) and "md5" in str(exc).lower():
-            return IntegrityError(f"checksum mismatch ({summary})", **kw)
-        if isinstance(exc, (gexc.ServerError, gexc.TooManyRequests)):
-            return TransientError(f"store kept failing after retries ({summary})", **kw)
-        if isinstance(exc, (ConnectionError, TimeoutError, socket.gaierror)) or "Connection" in type(exc).__name__ \
-                or type(exc).__module__.startswith(("requests", "urllib3")):
-            return NetworkError(f"cannot reach {self.endpoint_url or 'storage.googleapis.com'} ({summary})", **kw)
-        return StorageError(summary, **kw)
+        status = status if isinstance(status, int) else None
+        message = str(getattr(exc, "message", None) or exc)
+        network = status is None and (isinstance(exc, (ConnectionError, TimeoutError, socket.gaierror))
+                                      or "Connection" in type(exc).__name__
+                                      or type(exc).__module__.startswith(("requests", "urllib3")))
+        corrupt = type(exc).__name__ == "DataCorruption"
+        if status is None and not network and not corrupt:
+            return StorageError(self.redact(f"{type(exc).__name__}: {one_line(message, 200)}"), provider=self.section,
+                                bucket=self.bucket, key=key)
+        # the SDK's NotFound: listing or deleting in a bucket that is not there
+        return self._classified(status, message, key, writing=True if status == 404 else writing, network=network,
+                                corrupt=corrupt)
 
     # -- uploads: our own JSON API requests, one retry loop, checksums from the single read ----------------
     @property
@@ -305,20 +337,16 @@ class GCP(CloudProvider):
 
     def _send(self, method: str, url: str, key: str, *, once: bool = False, data=b"", headers=None,
               length: int | None = None) -> Reply:
-        """One request (see :meth:`._http.Endpoint.send`: retried under the policy when transient, at most
-        ``max_retries`` times, none after ``retry_timeout``; ``once``: a single attempt). A 401 refreshes
-        the token once. Returns the answer for any status < 400 or raises the mapped error (404 too)."""
-        from ._http import RequestFailed
-
-        endpoint, target = self._endpoint(url)
+        """One request (see :meth:`ml_analytics.httpclient.HttpClient.request`: retried under the policy when
+        transient; ``once``: a single attempt). A 401 refreshes the token once. Returns the answer for any
+        status < 400 or raises the mapped error (404 too)."""
         for refresh in (False, True):
-            auth = self._auth_headers_for(url, refresh)
             try:
-                reply = endpoint.send(method, target, headers=lambda _attempt: {**auth, **(headers or {})},
-                                      body=data, length=length, attempts=1 if once else None)
+                reply = self.http.request(method, url, headers=headers, body=data, length=length,
+                                          attempts=1 if once else None, refresh=refresh)
             except RequestFailed as e:
                 resendable = isinstance(data, (bytes, bytearray))  # a streamed body was consumed: not again
-                if e.reply is not None and e.reply.status == 401 and not refresh and auth and resendable:
+                if e.status == 401 and not refresh and resendable and self.http.auth_for(url):
                     continue
                 raise self._reply_error(e.reply, e.cause, key) from None
             if reply.status == 404:
@@ -328,16 +356,12 @@ class GCP(CloudProvider):
 
     def _reply_error(self, reply, cause, key: str) -> MLAnalyticsError:
         if reply is None:
-            summary = self.redact(f"{type(cause).__name__}: {one_line(cause, 200)}")
-            return NetworkError(f"cannot reach {self.endpoint_url or 'storage.googleapis.com'} ({summary})",
-                                provider=self.section, bucket=self.bucket, key=key)
-        from google.api_core import exceptions as gexc
-
+            return self._classified(None, f"{type(cause).__name__}: {cause}", key, network=True)
         try:
             message = json.loads(reply.body)["error"]["message"]
         except Exception:
             message = reply.body[:200].decode("utf-8", "replace") or "no message"
-        return self._error(gexc.from_http_status(reply.status, message), key, writing=True)
+        return self._classified(reply.status, message, key, writing=True)
 
     def put_file(self, path: str | os.PathLike, key: str) -> StoredObject:
         src = SourceFile(path)
@@ -376,20 +400,17 @@ class GCP(CloudProvider):
         to the end unchanged: a file that changed meanwhile never completes the session, it is cancelled,
         and the stored object is never touched. The CRC32C GCS reports is compared with the file's. A failed
         session is restarted (the file re-read) within the retry policy."""
-        import time
+        def attempt(n: int) -> StoredObject:
+            if n:
+                log.info("GCP: restarting the upload of %s", key)
+            # CRC32C, not MD5, on the way: a tenth of the CPU; GCS computes the object's MD5 itself
+            return self._resumable_once(SourceFile(path, md5=False), key)
 
-        deadline = time.monotonic() + self.retry.total_timeout
-        for attempt in range(self.retry.max_retries + 1):
-            try:  # CRC32C, not MD5, on the way: a tenth of the CPU; GCS computes the object's MD5 itself
-                return self._resumable_once(SourceFile(path, md5=False), key)
-            except _Restart as e:
-                error = e.error
-            pause = self.retry.backoff(attempt)
-            if attempt >= self.retry.max_retries or time.monotonic() + pause >= deadline:
-                break
-            log.info("GCP: restarting the upload of %s (%s)", key, error)
-            time.sleep(pause)
-        raise error
+        try:
+            return self.retry.run(attempt, retryable=lambda e: isinstance(e, _Restart),
+                                  what=f"GCP resumable upload of {key}")
+        except _Restart as e:
+            raise e.error from None
 
     def _resumable_once(self, src: SourceFile, key: str) -> StoredObject:
         start = self._send("POST", f"{self._upload_url}?uploadType=resumable&prettyPrint=false", key,
@@ -432,17 +453,9 @@ class GCP(CloudProvider):
             blocks.close()  # the file is closed now, not when the generator is collected
         return self._verified(key, json.loads(reply.body), src.size, crc32c=body.crc32c)
 
-    def _auth_headers_for(self, url: str, refresh: bool = False) -> dict:
-        """The bearer token, only for the configured endpoint's own origin: a session URL the store hands
-        back (``Location``) pointing anywhere else gets no credentials (it needs none: the session id
-        in it is the authorisation)."""
-        endpoint, _ = self._endpoint(self._upload_url)
-        return self._auth_headers(refresh) if endpoint.same_origin(url) else {}
-
     def _cancel(self, session: str) -> None:
         try:
-            endpoint, target = self._endpoint(session)
-            endpoint.send("DELETE", target, headers=lambda _attempt: self._auth_headers_for(session), attempts=1)
+            self.http.request("DELETE", session, attempts=1)
         except Exception:
             pass  # an abandoned session expires on its own and was never an object
 
@@ -488,9 +501,9 @@ class GCP(CloudProvider):
 
     def stat(self, key: str) -> ObjectInfo | None:
         try:
-            blob = self.gcs_bucket.get_blob(key, retry=self.retry.google_retry(), timeout=self._timeout)
+            blob = self.gcs_bucket.get_blob(key, retry=self._sdk_retry(), timeout=self._timeout)
         except Exception as e:
-            raise self._error(e, key) from None
+            raise self.map_error(e, key) from None
         return self._info(blob) if blob is not None else None
 
     @staticmethod
@@ -502,26 +515,36 @@ class GCP(CloudProvider):
     def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
         with self.translating_errors():
             for blob in self.gcs_bucket.client.list_blobs(self.gcs_bucket, prefix=self.list_prefix(prefix) or None,
-                                                          retry=self.retry.google_retry(), timeout=self._timeout):
+                                                          retry=self._sdk_retry(), timeout=self._timeout):
                 yield self._info(blob)
 
     def delete(self, key: str) -> None:
         from google.api_core.exceptions import NotFound
 
         try:
-            self.gcs_bucket.blob(key).delete(retry=self.retry.google_retry(), timeout=self._timeout)
+            self.gcs_bucket.blob(key).delete(retry=self._sdk_retry(), timeout=self._timeout)
         except NotFound:
             return
         except Exception as e:
-            raise self._error(e, key) from None
+            raise self.map_error(e, key) from None
 
-    def druid_input_source(self, keys, **options: Any) -> dict:
-        return {"type": "google", "uris": [self.uri(k) for k in keys]}
+    def get_bytes(self, key: str) -> bytes:
+        from google.api_core.exceptions import NotFound
+
+        try:
+            return self.gcs_bucket.blob(key).download_as_bytes(retry=self._sdk_retry(), timeout=self._timeout)
+        except NotFound:
+            raise ObjectNotFoundError("no such object", provider=self.section, bucket=self.bucket, key=key) from None
+        except Exception as e:
+            raise self.map_error(e, key) from None
+
+    def location(self) -> StoreLocation:
+        return StoreLocation("gcs", self.bucket, endpoint=self.endpoint_url)
 
     def close(self) -> None:
-        for endpoint in self._endpoints.values():
-            endpoint.close()
-        self._endpoints = {}
+        if self._http is not None:
+            self._http.close()
+            self._http = None
         if self._bucket is not None:
             try:
                 self._bucket.client.close()

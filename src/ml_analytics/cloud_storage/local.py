@@ -15,10 +15,12 @@ from collections.abc import Iterable, Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 
-from ..errors import BucketNotFoundError, ConfigError, IntegrityError, PermissionDeniedError, StorageError
+from ..errors import (BucketNotFoundError, ConfigError, IntegrityError, ObjectNotFoundError, PermissionDeniedError,
+                      StorageError)
 from ..keys import object_key
 from ..source import SourceFile, file_md5
-from .base import CloudProvider, ObjectInfo, Option, StoredObject
+from .base import CloudProvider, ObjectInfo, Option, ProviderSettings, StoredObject
+from .capabilities import Locatable, ReadBack, StoreLocation
 
 _TMP_PREFIX = ".ml-analytics-tmp-"
 _HOST = socket.gethostname().replace("/", "_")
@@ -30,6 +32,7 @@ class Local(CloudProvider):
     section = "LOCAL"
     description = "A folder on this machine used as an object store (the embedded default)."
     uri_scheme = "file"
+    capabilities = frozenset({ReadBack, Locatable})
     options = (
         Option("root", "folder that holds the buckets", default="./cloud-storage", arg="root"),
         Option("bucket_name", "bucket: a folder under root", default="ml-analytics", arg="bucketName"),
@@ -50,6 +53,13 @@ class Local(CloudProvider):
                               key="bucket_name")
         self.create_bucket = createBucket
         self._swept: set[Path] = set()
+
+    @property
+    def settings(self) -> ProviderSettings:
+        """With the root made absolute: the same folder wherever the settings are rebuilt."""
+        return ProviderSettings(f"{type(self).__module__}:{type(self).__qualname__}", (),
+                                (("root", str(self.root)), ("bucketName", self.bucket),
+                                 ("createBucket", self.create_bucket)))
 
     # -- paths ----------------------------------------------------------------------------------
     def path_of(self, key: str) -> Path:
@@ -174,8 +184,18 @@ class Local(CloudProvider):
         free = shutil.disk_usage(self.base).free
         return f"folder {self.base} writable ({free // 2**30} GiB free)"
 
-    def druid_input_source(self, keys: Iterable[str], **options) -> dict:
-        return {"type": "local", "files": [str(self.path_of(k)) for k in keys]}
+    def get_bytes(self, key: str) -> bytes:
+        path = self.path_of(key)
+        try:
+            return path.read_bytes()
+        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+            raise ObjectNotFoundError("no such object", provider=self.section, bucket=self.bucket, key=key) from None
+        except OSError as e:
+            raise StorageError(f"cannot read {path}: {e.strerror}", provider=self.section, bucket=self.bucket,
+                               key=key) from None
+
+    def location(self) -> StoreLocation:
+        return StoreLocation("file", self.bucket, root=str(self.base))
 
 
 def _set_md5(path: str, md5: str) -> None:

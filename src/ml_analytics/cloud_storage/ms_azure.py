@@ -1,4 +1,5 @@
-"""AZURE: Azure Blob Storage. Uploads send their own requests (:mod:`._azure_rest`); the rest uses azure-storage-blob 12.
+"""AZURE: Azure Blob Storage. Uploads send their own requests (:mod:`.azure_rest`, big files staged by
+:mod:`.azure_blocks`); the rest uses azure-storage-blob 12.
 
 Credentials: exactly one of ``account_key``, ``sas_token`` or ``connection_string`` (the seed's
 config carries both key and SAS placeholders; the empty one counts as unset). ``endpoint_url``
@@ -34,18 +35,19 @@ import os
 import re
 import threading
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
-from ..errors import (AuthenticationError, BucketNotFoundError, ConfigError, IntegrityError, MLAnalyticsError,
-                      NetworkError, PermissionDeniedError, ProviderNotInstalledError, StorageError, TransientError,
-                      one_line)
+from ..checksums import crc64_header
+from ..errors import (AuthenticationError, BucketNotFoundError, ConfigError, ConflictError, IntegrityError,
+                      MLAnalyticsError, NetworkError, ObjectNotFoundError, PermissionDeniedError,
+                      ProviderNotInstalledError, StorageError, TransientError, error_class, one_line, storage_error)
 from ..retry import RetryPolicy
-from .. import interrupt, source
-from ..checksums import crc64, crc64_header, crc64_hex
 from ..source import SourceFile
-from ._azure_rest import BlobRest, RequestFailed, error_code
+from .azure_blocks import BlockStager
+from .azure_rest import BlobRest, RequestFailed, error_code
 from .base import CloudProvider, ObjectInfo, Option, StoredObject
+from .capabilities import Locatable, ReadBack, StoreLocation
 
 log = logging.getLogger(__name__)
 MiB = 1024 * 1024
@@ -57,6 +59,15 @@ CRC64_METADATA = "ml_analytics_crc64"  # the whole blob's CRC-64/NVME (hex), set
 CHECKSUMS = ("crc64", "md5")
 _PERMISSION_CODES = ("AuthorizationPermissionMismatch", "AuthorizationResourceTypeMismatch",
                      "InsufficientAccountPermissions")
+# Blob service error codes that say more than their status does.
+CODE_ERRORS: dict[str, type[StorageError]] = {
+    **dict.fromkeys(("AuthenticationFailed", "AuthorizationFailure", "InvalidAuthenticationInfo"), AuthenticationError),
+    **dict.fromkeys(_PERMISSION_CODES, PermissionDeniedError),
+    "ContainerNotFound": BucketNotFoundError,
+    **dict.fromkeys(("Md5Mismatch", "InvalidMd5", "Crc64Mismatch", "InvalidCrc64"), IntegrityError),
+    "ServerBusy": TransientError, "InternalError": TransientError, "OperationTimedOut": TransientError,
+    "InvalidBlockList": ConflictError,
+}
 
 
 def _parse_connection_string(text: str) -> dict[str, str]:
@@ -70,6 +81,7 @@ def _parse_connection_string(text: str) -> dict[str, str]:
 
 class MSAzure(CloudProvider):
     section = "AZURE"
+    capabilities = frozenset({ReadBack, Locatable})
     default_concurrency = 32  # small blobs in flight: 32 kept Azurite busier than 16 (~6 % more files/s)
     description = "Azure Blob Storage."
     extra = "azure"
@@ -135,6 +147,36 @@ class MSAzure(CloudProvider):
         self._rest = None
 
     # -- client -----------------------------------------------------------------------------------
+    def _sdk_retry(self) -> dict:
+        """The project's retry policy in azure-storage-blob's terms. Its own policy (15 s first backoff, no
+        overall deadline) is replaced: at most ``max_retries`` retries, none started once ``total_timeout``
+        seconds have passed since the first attempt (the backoff is cut to what is left), each attempt
+        bounded by ``connect_timeout`` and ``request_timeout`` (between bytes)."""
+        import time
+
+        from azure.storage.blob import ExponentialRetry
+
+        policy = self.retry
+
+        class _Retry(ExponentialRetry):
+            def configure_retries(self, request):
+                settings = super().configure_retries(request)
+                settings["deadline"] = time.monotonic() + policy.total_timeout
+                return settings
+
+            def get_backoff_time(self, settings):
+                return min(policy.backoff(settings["count"]), max(0.0, settings["deadline"] - time.monotonic()))
+
+            def increment(self, settings, request, response=None, error=None):
+                if time.monotonic() >= settings["deadline"]:
+                    return False
+                return super().increment(settings, request, response, error)
+
+        n = policy.max_retries
+        return {"retry_policy": _Retry(retry_total=n, retry_connect=n, retry_read=n, retry_status=n,
+                                       retry_to_secondary=False),
+                "connection_timeout": policy.connect_timeout, "read_timeout": policy.request_timeout}
+
     @property
     def container(self):
         if self._container is None:
@@ -143,7 +185,7 @@ class MSAzure(CloudProvider):
             except ImportError:
                 raise ProviderNotInstalledError(
                     "[AZURE] needs azure-storage-blob: pip install 'ml-analytics-cloud[azure]'") from None
-            kwargs: dict[str, Any] = dict(self.retry.azure_kwargs(), max_single_put_size=SINGLE_PUT_LIMIT,
+            kwargs: dict[str, Any] = dict(self._sdk_retry(), max_single_put_size=SINGLE_PUT_LIMIT,
                                           max_block_size=BLOCK_SIZE, connection_verify=self.verify_tls)
             if not self.verify_tls:
                 log.warning("AZURE: TLS certificate verification is OFF (verify_tls = false)")
@@ -166,52 +208,46 @@ class MSAzure(CloudProvider):
                                   sas=self._secret_sas, verify_tls=self.verify_tls, retry=self.retry)
         return self._rest
 
-    def _rest_error(self, exc: RequestFailed, key: str) -> MLAnalyticsError:
-        kw = {"provider": self.section, "bucket": self.bucket, "key": key}
-        reply = exc.reply
-        if reply is None:
-            cause = exc.cause
-            summary = self.redact(f"{type(cause).__name__}: {one_line(cause, 200)}")
-            return NetworkError(f"cannot reach {self.endpoint_url} ({summary})", **kw)
-        code, status = error_code(reply), reply.status
-        message = re.search(rb"<Message>(.*?)</Message>", reply.body, re.S)
-        reason = message.group(1).decode("utf-8", "replace").split("\n")[0] if message else ""
-        summary = self.redact(f"{code or status}: {one_line(reason or status, 200)}")
-        return self._classify(code, status, summary, auth=status in (401, 403), network=False, **kw)
-
-    def _classify(self, code: str, status: int | None, summary: str, *, auth: bool, network: bool,
-                  **kw) -> MLAnalyticsError:
-        if code in ("AuthenticationFailed", "AuthorizationFailure", "InvalidAuthenticationInfo") or \
-                auth and code not in _PERMISSION_CODES:
-            return AuthenticationError(f"wrong credentials ({summary})", **kw)
-        if code in _PERMISSION_CODES:
-            return PermissionDeniedError(f"permission denied ({summary})", **kw)
-        if code == "ContainerNotFound":
-            return BucketNotFoundError(f"container does not exist ({summary})", **kw)
-        if code in ("Md5Mismatch", "InvalidMd5") or "md5" in code.lower():
-            return IntegrityError(f"the store rejected the body as corrupted ({summary})", **kw)
-        if network:
-            return NetworkError(f"cannot reach {self.endpoint_url} ({summary})", **kw)
-        if status and status >= 500:
-            return TransientError(f"store kept failing after retries ({summary})", **kw)
-        return StorageError(summary, **kw)
-
-    def _error(self, exc: BaseException, key: str = "", writing: bool = False) -> MLAnalyticsError:
+    def map_error(self, exc: BaseException, key: str = "", writing: bool = False) -> MLAnalyticsError:
+        """One mapping for our own requests' failures and the SDK's: status and Blob error code, through
+        :data:`ml_analytics.errors.STATUS_ERRORS` refined by :data:`CODE_ERRORS`."""
         if isinstance(exc, MLAnalyticsError):
             return exc
+        kw = {"provider": self.section, "bucket": self.bucket, "key": key}
         if isinstance(exc, RequestFailed):
-            return self._rest_error(exc, key)
-        from azure.core import exceptions as aexc
+            reply = exc.reply
+            if reply is None:
+                summary = self.redact(f"{type(exc.cause).__name__}: {one_line(exc.cause, 200)}")
+                return storage_error(NetworkError, summary, where=self.endpoint_url, **kw)
+            code, status = error_code(reply), reply.status
+            message = re.search(rb"<Message>(.*?)</Message>", reply.body, re.S)
+            reason = message.group(1).decode("utf-8", "replace").split("\n")[0] if message else ""
+            network = False
+        else:
+            from azure.core import exceptions as aexc
 
-        code = getattr(exc, "error_code", None) or ""
-        status = getattr(exc, "status_code", None)
-        reason = getattr(exc, "reason", None) or ""
-        summary = self.redact(f"{code or status or type(exc).__name__}: {one_line(reason or exc, 200)}")
-        if isinstance(exc, aexc.ServiceResponseError):
-            status = status or 500
-        return self._classify(code, status, summary, auth=isinstance(exc, aexc.ClientAuthenticationError),
-                              network=isinstance(exc, aexc.ServiceRequestError), provider=self.section,
-                              bucket=self.bucket, key=key)
+            code = getattr(exc, "error_code", None) or ""
+            status = getattr(exc, "status_code", None)
+            reason = getattr(exc, "reason", None) or str(exc)
+            network = isinstance(exc, aexc.ServiceRequestError)
+            if isinstance(exc, aexc.ServiceResponseError):
+                status = status or 500
+        summary = self.redact(f"{code or status or type(exc).__name__}: {one_line(reason or status, 200)}")
+        cls = CODE_ERRORS.get(code)
+        if cls is None:
+            cls = NetworkError if network else error_class(status) if status else StorageError
+            if cls is PermissionDeniedError:  # a 403 without a permission code: the key or SAS is wrong
+                cls = AuthenticationError
+            if cls is ObjectNotFoundError and writing:
+                cls = BucketNotFoundError
+        if cls is BucketNotFoundError:
+            return BucketNotFoundError(f"container does not exist ({summary})", **kw)
+        if cls is ConflictError and code == "InvalidBlockList":
+            return ConflictError(f"another writer committed this blob while the upload ran; this upload's blocks "
+                                 f"were dropped, nothing of it stored ({summary})", **kw)
+        if cls is StorageError:
+            return StorageError(summary, **kw)
+        return storage_error(cls, summary, where=self.endpoint_url, **kw)
 
     # -- contract -------------------------------------------------------------------------------------
     def put_file(self, path: str | os.PathLike, key: str) -> StoredObject:
@@ -232,9 +268,9 @@ class MSAzure(CloudProvider):
                 "x-ms-blob-type": "BlockBlob", "content-md5": b64, "x-ms-blob-content-md5": b64,
                 "x-ms-blob-content-type": "application/octet-stream"})
         except RequestFailed as e:
-            raise self._rest_error(e, key) from None
+            raise self.map_error(e, key, writing=True) from None
         if reply.status == 404:
-            raise self._rest_error(RequestFailed(reply), key)
+            raise self.map_error(RequestFailed(reply), key, writing=True)
         return StoredObject(self.section, key, self.uri(key), len(data), md5,
                             etag=reply.headers.get("etag", "").strip('"') or None)
 
@@ -257,7 +293,11 @@ class MSAzure(CloudProvider):
         target = key if before is not PUT_BLOB else f"{TEMP_PREFIX}{uuid.uuid4().hex}"
         ids: list[str] = []
         try:
-            whole_crc64, md5 = self._stage_all(target, src, ids)
+            nonce = uuid.uuid4().hex  # block ids of one upload: same length, never reused by another upload
+            stager = BlockStager(lambda i, block: self._stage(target, ids[i], block), block_size=BLOCK_SIZE,
+                                 in_flight=self.max_concurrency, whole_md5=self.md5_multipart)
+            ids.extend(f"{nonce}{i:06d}" for i in range(stager.count(src.size)))
+            whole_crc64, md5 = stager.run(src)
             src.check_unchanged()  # the blocks are staged, nothing is committed yet: refuse a changed file
             etag = self._commit(target, ids, whole_crc64, md5)
         except BaseException as e:
@@ -311,100 +351,6 @@ class MSAzure(CloudProvider):
             if etag is None:
                 raise
             return etag
-
-    def _stage_all(self, target: str, src: SourceFile, ids: list[str]) -> tuple[str, str | None]:
-        """Read the file once and stage it as blocks; return its CRC64 (hex) and, with ``md5_multipart``,
-        its MD5. Returns or raises only when no staging request is in flight any more.
-
-        Each block is read (``pread``), checksummed and staged by a worker, up to ``max_concurrency`` at
-        a time; one thread folds the blocks into the whole-file checksums in order as they arrive. A
-        block's memory is let go once it is both staged and folded in: at most ``max_concurrency + 2``
-        blocks are held. Reading in the workers keeps the one sequential step down to the checksums.
-        """
-        import contextvars
-        import hashlib
-        from concurrent.futures import ThreadPoolExecutor
-
-        count = max(1, -(-src.size // BLOCK_SIZE))
-        nonce = uuid.uuid4().hex  # block ids of one upload: same length, never reused by another upload
-        whole = hashlib.md5() if self.md5_multipart else None
-        whole_crc = [0]
-        ready: dict[int, bytes] = {}
-        uses = [0] * count  # 2 when a block is hashed and staged (or abandoned)
-        cond = threading.Condition()
-        slots = threading.Semaphore(self.max_concurrency + 2)
-        errors: list[BaseException] = []
-
-        def release(i: int) -> None:
-            with cond:
-                uses[i] += 1
-                if uses[i] == 2:
-                    ready.pop(i, None)
-                    slots.release()
-
-        def work(i: int) -> None:
-            try:
-                if not errors:
-                    interrupt.check()  # Ctrl-C: stop staging; the clean-up drops what was staged
-                    want = min(BLOCK_SIZE, src.size - i * BLOCK_SIZE)
-                    block = os.pread(fd, want, i * BLOCK_SIZE)
-                    if len(block) != want:
-                        raise IntegrityError(f"{src.path}: file shrank while it was read; not stored")
-                    with cond:
-                        ready[i] = block
-                        cond.notify_all()
-                    source.progress(len(block))
-                    self._stage(target, ids[i], block)
-            except BaseException as e:
-                with cond:
-                    errors.append(e)
-                    cond.notify_all()
-            finally:
-                release(i)
-
-        def hash_in_order() -> None:
-            done = 0  # blocks folded in and let go
-            try:
-                for i in range(count):
-                    with cond:
-                        cond.wait_for(lambda: i in ready or errors)
-                        block = ready.get(i)
-                    if block is None:  # a worker failed: stop
-                        break
-                    whole_crc[0] = crc64(block, whole_crc[0])
-                    if whole is not None:
-                        whole.update(block)
-                    release(i)
-                    done = i + 1
-            except BaseException as e:  # awscrt missing, say: the upload must fail, not wait for this thread
-                with cond:
-                    errors.append(e)
-                    cond.notify_all()
-            for j in range(done, count):  # let go of every block not folded in
-                release(j)
-
-        with src._open() as fh:
-            fd = fh.fileno()
-            hasher = threading.Thread(target=hash_in_order, name="azure-checksum", daemon=True)
-            hasher.start()
-            pool = ThreadPoolExecutor(self.max_concurrency, thread_name_prefix="azure-block")
-            try:
-                for i in range(count):
-                    while not slots.acquire(timeout=0.05):
-                        if errors:
-                            break
-                    if errors:
-                        for j in range(i, count):  # never submitted: nothing to stage or hash
-                            release(j)
-                        break
-                    ids.append(f"{nonce}{i:06d}")
-                    pool.submit(contextvars.copy_context().run, work, i)
-            finally:
-                pool.shutdown(wait=True)  # nothing may still be staging when the caller cleans up
-                hasher.join()
-        if errors:
-            raise errors[0]
-        return crc64_hex(whole_crc[0]), whole.hexdigest() if whole is not None else None
 
     def _stage(self, target: str, block_id: str, block: bytes) -> None:
         """Put Block with the block's checksum, which the service verifies before it keeps the block."""
@@ -466,7 +412,7 @@ class MSAzure(CloudProvider):
         target = self.container.get_blob_client(target)
 
         # The store is unreachable or failing: one attempt per request, the run must end.
-        quick = {"retry_total": 0} if isinstance(self._error(error), (NetworkError, TransientError)) or \
+        quick = {"retry_total": 0} if isinstance(self.map_error(error), (NetworkError, TransientError)) or \
             not isinstance(error, Exception) else {}
         try:
             committed, uncommitted = target.get_block_list("all", **quick)
@@ -529,7 +475,7 @@ class MSAzure(CloudProvider):
         except ResourceNotFoundError:
             return None
         except Exception as e:
-            raise self._error(e, key) from None
+            raise self.map_error(e, key) from None
         return self._info(props)
 
     @staticmethod
@@ -554,17 +500,27 @@ class MSAzure(CloudProvider):
         except ResourceNotFoundError:
             return
         except Exception as e:
-            raise self._error(e, key) from None
+            raise self.map_error(e, key) from None
 
     def uri(self, key: str) -> str:
         return f"azure://{self.bucket}/{key}"
 
-    def druid_input_source(self, keys: Iterable[str], *, azure_input_source: str = "azureStorage",
-                           **options: Any) -> dict:
-        keys = list(keys)
-        if azure_input_source == "azure":
-            return {"type": "azure", "uris": [self.uri(k) for k in keys]}
-        return {"type": "azureStorage", "uris": [f"azureStorage://{self.account}/{self.bucket}/{k}" for k in keys]}
+    def get_bytes(self, key: str) -> bytes:
+        from azure.core.exceptions import ResourceNotFoundError
+
+        try:
+            return self.container.get_blob_client(key).download_blob().readall()
+        except ResourceNotFoundError as e:
+            if getattr(e, "error_code", "") == "ContainerNotFound":
+                raise self.map_error(e, key) from None
+            raise ObjectNotFoundError("no such object", provider=self.section, bucket=self.bucket, key=key) from None
+        except Exception as e:
+            raise self.map_error(e, key) from None
+
+    def location(self) -> StoreLocation:
+        default = f"https://{self.account}.blob.core.windows.net" if self.account else None
+        endpoint = None if self.endpoint_url == default else self.endpoint_url
+        return StoreLocation("azure", self.bucket, endpoint=endpoint, account=self.account)
 
     def close(self) -> None:
         if self._rest is not None:

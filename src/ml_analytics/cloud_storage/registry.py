@@ -1,25 +1,32 @@
-"""Where providers are found, and who may claim a config section.
+"""Which class serves a config section: a table for the built-ins, names for the plugins.
 
-Four ways in, none of which needs an edit to ``cloud.py`` or any other existing file, loaded in
-this order:
+Built-ins are listed in :data:`BUILTINS`, section to class path, and imported when a section needs
+them (their modules import their cloud SDK lazily, inside methods, so importing one imports no SDK).
+Plugins come three ways and are kept as names until needed:
 
-1. The built-ins, listed in :data:`BUILTINS` by module (they import their cloud SDK lazily, inside
-   methods, so loading them imports no SDK).
-2. Any other module dropped into the ``ml_analytics.cloud_storage`` package.
-3. Modules in a drop-in folder: ``[COMMON] cloud_module_path`` (the deployment's ``cloud_storage/``
-   folder, where the original told people to add a file) and the folders in
-   ``$ML_ANALYTICS_PROVIDER_PATH``. Only files written against this project (their text mentions
-   ``ml_analytics``) are imported; the original's modules and the compat shims are left alone.
-4. Installed packages that declare an entry point in the group ``ml_analytics.cloud_providers``.
+1. **Entry points** in the group ``ml_analytics.cloud_providers`` (an installed package). An entry
+   point is named after the section it serves (``presigned = pkg:Presigned`` serves ``[PRESIGNED]``)
+   and is imported when that section is configured or asked for; one named otherwise is imported
+   when a configured section is claimed by nothing else, and by ``ml-analytics providers``.
+2. **Drop-in folders** the operator names: ``[COMMON] cloud_module_path`` (the deployment's
+   ``cloud_storage/`` folder, where the original told people to add a file) and the folders in
+   ``$ML_ANALYTICS_PROVIDER_PATH``. Their files written against this project (the text mentions
+   ``ml_analytics``; never the original's modules or the compat shims) are imported when the config
+   naming the folder is loaded, so a refused or broken one is reported on every run.
+3. **A module dropped into this package's folder** (the seed's procedure, on an installed copy):
+   looked for only when a configured section is claimed by nothing else, or to list every provider.
 
-A section is claimed once. A second class declaring a taken section is refused and reported with
-both origins; a built-in is replaced only by a class that says so (``replaces = "AWS"``), and that
-replacement is announced on every run. Two non-built-ins claiming one section make it unusable
-(an error naming both) rather than letting file names pick a winner.
+A module's provider classes are the :class:`~.base.CloudProvider` subclasses it defines with a
+``section``; defining a class registers nothing. A section is claimed once: a second class declaring a
+taken section is refused and reported with both origins; a built-in (known by the table, not by the
+name a class reports) is replaced only by a class that says so (``replaces = "AWS"``), announced on
+every run; two plugins claiming one section make it unusable rather than letting file names pick a
+winner. A plugin that fails to import, or a class lacking a core method or a method of a capability it
+declares, is recorded as broken with its error; a configured section that nothing claims while a
+plugin is broken fails with both named. Tests register providers through :meth:`ProviderRegistry.register`
+in fixtures and :meth:`ProviderRegistry.unregister` afterwards.
 
-A provider that fails to import, or a class lacking a required method, is recorded as broken with
-its error; the others keep working, every run reports it, and a config section named like it fails
-the run with that error instead of being silently dropped.
+Thread-safe: one lock guards loading and registration.
 """
 
 from __future__ import annotations
@@ -28,23 +35,33 @@ import hashlib
 import importlib
 import importlib.util
 import os
-import pkgutil
 import sys
-from contextlib import contextmanager
+import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import ConfigError, UsageError, one_line
+from .capabilities import missing_members
 
 if TYPE_CHECKING:
     from .base import CloudProvider
 
 ENTRY_POINT_GROUP = "ml_analytics.cloud_providers"
 ENV_PROVIDER_PATH = "ML_ANALYTICS_PROVIDER_PATH"
-# The built-in providers, by module: loaded first, so they own their sections.
-BUILTINS = ("local", "s3", "aws", "oracle", "ms_azure", "gcp")
-_NOT_PROVIDER_MODULES = {"base", "registry", "cloud", "s3_quirks"}
+
+# The built-in providers: section -> "module:Class". Adding a built-in cloud is one line here.
+BUILTINS: dict[str, str] = {
+    "LOCAL": "ml_analytics.cloud_storage.local:Local",
+    "S3": "ml_analytics.cloud_storage.s3:S3",
+    "AWS": "ml_analytics.cloud_storage.aws:AWS",
+    "ORACLE": "ml_analytics.cloud_storage.oracle:Oracle",
+    "AZURE": "ml_analytics.cloud_storage.ms_azure:MSAzure",
+    "GCP": "ml_analytics.cloud_storage.gcp:GCP",
+}
 REQUIRED_METHODS = ("put_file", "stat", "list", "delete")
+# This package's own modules: never taken for a dropped-in provider module.
+PACKAGE_MODULES = {"__init__", "base", "capabilities", "registry", "cloud", "local", "s3", "s3_sweep", "aws",
+                   "oracle", "ms_azure", "azure_rest", "azure_blocks", "gcp"}
 # A drop-in folder file is imported only when written against this project, and never when it is
 # one of the compat shims (`ml-analytics compat install` marks them).
 _DROPIN_MARK = "ml_analytics"
@@ -58,217 +75,350 @@ class ProviderRegistry:
         self._broken: dict[str, str] = {}
         self._conflicts: dict[str, str] = {}  # section -> why it cannot be used
         self._notices: dict[str, str] = {}  # section -> announcement of an opted-in replacement
+        self._builtin_classes: dict[str, type] = {}
         self._folders: set[str] = set()
-        self._origin_now: str | None = None
+        self._entry_points: dict[str, object] | None = None  # name (upper) -> entry point, not yet imported
+        self._loaded_entry_points: set[str] = set()
+        self._package_scanned = False
         self._announced: set[str] = set()
-        self._loaded = False
-        self._loading = False
+        self._lock = threading.RLock()
 
     # -- registration ---------------------------------------------------------------------------
     def register(self, cls: type["CloudProvider"], origin: str | None = None) -> type["CloudProvider"]:
         """Claim ``cls.section`` for ``cls``; a refused claim is recorded as broken, not raised."""
+        with self._lock:
+            return self._register(cls, origin or f"{cls.__module__}")
+
+    def _register(self, cls, origin: str):
         from .base import CloudProvider
 
         name = cls.section.upper()
-        origin = origin or self._origin_now or cls.__module__
         missing = [m for m in REQUIRED_METHODS if getattr(cls, m, None) is getattr(CloudProvider, m)]
-        if missing:
-            self._broken[f"[{name}] {cls.__qualname__} ({origin})"] = (
-                f"{cls.__qualname__} does not implement {', '.join(missing)}")
+        lacking = {c.__name__: missing_members(cls, c) for c in getattr(cls, "capabilities", ())}
+        lacking = {c: m for c, m in lacking.items() if m}
+        if missing or lacking:
+            why = [f"does not implement {', '.join(missing)}"] if missing else []
+            why += [f"declares {c} but lacks {', '.join(m)}" for c, m in lacking.items()]
+            self._broken[f"[{name}] {cls.__qualname__} ({origin})"] = f"{cls.__qualname__} {'; '.join(why)}"
             return cls
         existing = self._classes.get(name)
-        if existing is None or existing is cls or _same_definition(existing, cls):
+        if existing is None and name in BUILTINS and not self._is_builtin(cls):
+            existing = self._builtin(name)  # the table's class owns its section, imported or not
+        if existing is None or existing is cls or (_same_definition(existing, cls) and not self._is_builtin(existing)):
             self._classes[name] = cls
             self._origins[name] = origin if existing is not cls else self._origins.get(name, origin)
             return cls
         old_origin = self._origins.get(name, existing.__module__)
         replaces = (getattr(cls, "replaces", None) or "").upper()
-        if _is_builtin(existing) and replaces == name:
+        if self._is_builtin(existing) and replaces == name:
             self._classes[name] = cls
             self._origins[name] = origin
             self._notices[name] = (f"provider [{name}] is the one from {origin}, which replaces the built-in "
                                    f"{existing.__module__}.{existing.__qualname__} (replaces = {name!r})")
             return cls
         both = f"{old_origin} ({existing.__qualname__}) and {origin} ({cls.__qualname__})"
-        if _is_builtin(existing):
+        if self._is_builtin(existing):
             self._broken[f"{cls.__qualname__} ({origin})"] = (
-                f"declares section [{name}], which belongs to the built-in {old_origin}; refused (a plugin "
-                f"replaces a built-in only with replaces = {name!r} on its class)")
+                f"declares section [{name}], which belongs to the built-in {existing.__module__}; refused (a "
+                f"plugin replaces a built-in only with replaces = {name!r} on its class)")
         else:
             self._conflicts[name] = f"section [{name}] is declared by both {both}; remove one of them"
             self._broken[f"{cls.__qualname__} ({origin})"] = self._conflicts[name]
         return cls
 
     def unregister(self, section: str) -> None:
-        for table in (self._classes, self._origins, self._conflicts, self._notices):
-            table.pop(section.upper(), None)
+        with self._lock:
+            for table in (self._classes, self._origins, self._conflicts, self._notices):
+                table.pop(section.upper(), None)
 
-    # -- loading ----------------------------------------------------------------------------------
-    def load(self) -> None:
-        """Import the built-ins, modules dropped into the package or $ML_ANALYTICS_PROVIDER_PATH,
-        and installed plugins (once)."""
-        if self._loaded or self._loading:
+    # -- the built-in table ---------------------------------------------------------------------
+    def _builtin(self, name: str) -> type | None:
+        """The built-in class for section ``name`` (imported now), None if there is none or it failed."""
+        path = BUILTINS.get(name)
+        if path is None:
+            return None
+        cls = self._builtin_classes.get(name)
+        if cls is None:
+            module, _, attr = path.partition(":")
+            try:
+                cls = getattr(importlib.import_module(module), attr)
+            except Exception as e:  # a broken built-in must not break the others
+                self._broken[module.rsplit(".", 1)[-1]] = f"{type(e).__name__}: {one_line(e)}"
+                return None
+            self._builtin_classes[name] = cls
+        return cls
+
+    def _is_builtin(self, cls: type) -> bool:
+        name = getattr(cls, "section", "").upper()
+        return name in BUILTINS and self._builtin(name) is cls
+
+    def _resolve_builtin(self, name: str) -> None:
+        if name in BUILTINS and name not in self._classes and name not in self._conflicts:
+            cls = self._builtin(name)
+            if cls is not None:
+                self._classes[name] = cls
+                self._origins[name] = cls.__module__
+
+    # -- plugins ----------------------------------------------------------------------------------
+    def _entry_point_table(self) -> dict[str, object]:
+        if self._entry_points is None:
+            from importlib.metadata import entry_points
+
+            self._entry_points = {}
+            for ep in entry_points(group=ENTRY_POINT_GROUP):
+                self._entry_points.setdefault(ep.name.upper(), ep)
+        return self._entry_points
+
+    def _load_entry_point(self, name: str) -> None:
+        ep = self._entry_point_table().get(name)
+        if ep is None or name in self._loaded_entry_points:
             return
-        self._loading = True
+        self._loaded_entry_points.add(name)
+        origin = f"plugin {ep.value}"
         try:
-            package = importlib.import_module(__package__)
-            for name in BUILTINS:
-                self._import(f"{__package__}.{name}", label=name)
-            for info in sorted(pkgutil.iter_modules(package.__path__), key=lambda i: i.name):
-                if info.name in _NOT_PROVIDER_MODULES or info.name in BUILTINS or info.name.startswith("_"):
-                    continue
-                self._import(f"{__package__}.{info.name}", label=info.name)
-            for folder in os.environ.get(ENV_PROVIDER_PATH, "").split(os.pathsep):
-                if folder.strip():
-                    self.load_folder(folder.strip(), source=f"${ENV_PROVIDER_PATH}")
-            self._load_entry_points()
-            self._loaded = True
-        finally:
-            self._loading = False
+            obj = ep.load()
+        except Exception as e:
+            self._broken[f"{ep.name} (plugin {ep.value})"] = f"{type(e).__name__}: {one_line(e)}"
+            return
+        for cls in _provider_classes(obj):
+            self._register(cls, origin)
+
+    def _load_all_entry_points(self) -> None:
+        for name in list(self._entry_point_table()):
+            self._load_entry_point(name)
 
     def load_folder(self, folder: str | os.PathLike, *, source: str = "") -> None:
         """Import the provider modules of a drop-in folder (once per folder)."""
-        self.load()
-        path = Path(folder).expanduser()
-        key = str(path.resolve()) if path.exists() else str(path)
-        if key in self._folders:
+        with self._lock:
+            path = Path(folder).expanduser()
+            key = str(path.resolve()) if path.exists() else str(path)
+            if key in self._folders:
+                return
+            self._folders.add(key)
+            if not path.is_dir():
+                what = f" (from {source})" if source else ""
+                self._broken[f"folder {path}"] = f"provider folder {path}{what} does not exist"
+                return
+            for file in sorted(path.glob("*.py")):
+                if not file.name.startswith("_"):
+                    self._load_file(file)
+
+    def _load_file(self, file: Path, module_name: str | None = None) -> None:
+        try:
+            text = file.read_text(encoding="utf-8", errors="replace")
+        except OSError as e:
+            self._broken[file.stem] = f"{file}: {e.strerror}"
             return
-        self._folders.add(key)
-        if not path.is_dir():
-            what = f" (from {source})" if source else ""
-            self._broken[f"folder {path}"] = f"provider folder {path}{what} does not exist"
-            return
-        for file in sorted(path.glob("*.py")):
-            if file.name.startswith("_"):
-                continue
-            try:
-                text = file.read_text(encoding="utf-8", errors="replace")
-            except OSError as e:
-                self._broken[file.stem] = f"{file}: {e.strerror}"
-                continue
-            if _DROPIN_MARK not in text or _COMPAT_MARK in text:
-                continue  # the original's modules, the compat shims, unrelated helpers
+        in_package = module_name is not None
+        if not in_package and (_DROPIN_MARK not in text or _COMPAT_MARK in text):
+            return  # the original's modules, the compat shims, unrelated helpers
+        if module_name is None:
             unique = hashlib.sha1(str(file.resolve()).encode()).hexdigest()[:8]
             module_name = f"ml_analytics_dropin_{unique}_{file.stem}"
-            try:
+        origin = str(file) if not module_name.startswith(__package__) else module_name
+        try:
+            if module_name.startswith(__package__ + "."):
+                module = importlib.import_module(module_name)
+            else:
                 spec = importlib.util.spec_from_file_location(module_name, file)
                 module = importlib.util.module_from_spec(spec)
                 sys.modules[module_name] = module
-                with self._origin(str(file)):
-                    spec.loader.exec_module(module)
-            except Exception as e:
-                sys.modules.pop(module_name, None)
-                self._broken[file.stem] = f"{file}: {type(e).__name__}: {one_line(e)}"
+                spec.loader.exec_module(module)
+        except Exception as e:
+            sys.modules.pop(module_name, None)
+            where = "" if in_package else f"{file}: "
+            self._broken[file.stem] = f"{where}{type(e).__name__}: {one_line(e)}"
+            return
+        for cls in _provider_classes(module):
+            self._register(cls, origin)
 
-    @contextmanager
-    def _origin(self, origin: str):
-        before, self._origin_now = self._origin_now, origin
-        try:
-            yield
-        finally:
-            self._origin_now = before
+    def _scan_package(self) -> None:
+        """Modules dropped into this package's folder (the seed's procedure): only when asked for."""
+        if self._package_scanned:
+            return
+        self._package_scanned = True
+        for file in sorted(Path(__file__).parent.glob("*.py")):
+            if file.stem not in PACKAGE_MODULES and not file.name.startswith("_"):
+                self._load_file(file, f"{__package__}.{file.stem}")
 
-    def _import(self, module: str, label: str) -> None:
-        try:
-            importlib.import_module(module)
-        except Exception as e:  # a broken provider must not break the others
-            self._broken[label] = f"{type(e).__name__}: {one_line(e)}"
+    def _env_folders(self) -> None:
+        for folder in os.environ.get(ENV_PROVIDER_PATH, "").split(os.pathsep):
+            if folder.strip():
+                self.load_folder(folder.strip(), source=f"${ENV_PROVIDER_PATH}")
 
-    def _load_entry_points(self) -> None:
-        from importlib.metadata import entry_points
+    def _find(self, name: str) -> None:
+        """Make sure everything that could claim section ``name`` has been looked at."""
+        self._env_folders()
+        self._resolve_builtin(name)
+        if name in self._classes or name in self._conflicts:
+            if name not in BUILTINS:
+                return
+            self._load_entry_point(name)  # a plugin named after a built-in may replace it
+            return
+        self._load_entry_point(name)
+        if name in self._classes or name in self._conflicts:
+            return
+        self._load_all_entry_points()
+        if name not in self._classes and name not in self._conflicts:
+            self._scan_package()
 
-        from .base import CloudProvider
-
-        for ep in entry_points(group=ENTRY_POINT_GROUP):
-            origin = f"plugin {ep.value}"
-            try:
-                with self._origin(origin):
-                    obj = ep.load()
-            except Exception as e:
-                self._broken[f"{ep.name} (plugin {ep.value})"] = f"{type(e).__name__}: {one_line(e)}"
-                continue
-            if isinstance(obj, type) and issubclass(obj, CloudProvider) and obj.section:
-                self.register(obj, origin=origin)
+    def load(self) -> None:
+        """Look at every provider there is: the table, drop-in folders, entry points, the package folder
+        (for listing them all; a run only imports what its config needs)."""
+        with self._lock:
+            self._env_folders()
+            for name in BUILTINS:
+                self._resolve_builtin(name)
+            self._load_all_entry_points()
+            self._scan_package()
 
     # -- queries ------------------------------------------------------------------------------
     def is_provider(self, section: str) -> bool:
-        self.load()
-        return section.upper() in self._classes or section.upper() in self._conflicts
+        from ..config import NOT_PROVIDER_SECTIONS
+
+        name = section.upper()
+        with self._lock:
+            if name in BUILTINS or name in self._classes or name in self._conflicts:
+                return True
+            if name in NOT_PROVIDER_SECTIONS:
+                return False
+            self._find(name)
+            return name in self._classes or name in self._conflicts
 
     def get(self, section: str) -> type["CloudProvider"]:
-        self.load()
         name = section.upper()
-        if name in self._conflicts:
-            raise ConfigError(self._conflicts[name])
-        try:
-            return self._classes[name]
-        except KeyError:
-            known = ", ".join(sorted(self._classes)) or "none"
+        with self._lock:
+            self._find(name)
+            if name in self._conflicts:
+                raise ConfigError(self._conflicts[name])
+            found = self._classes.get(name)
+            if found is not None:
+                return found
+            known = ", ".join(self.known_names()) or "none"
             hint = ""
-            for label, error in self._broken.items():
-                if section.lower() in label.lower():
-                    hint = f" (provider module '{label}' failed to import: {error})"
+            error = self.broken_for(section)
+            if error:
+                hint = f" (provider {error})"
+            elif self._broken:
+                label, why = next(iter(self._broken.items()))
+                hint = f" (a provider failed to load, it may be the one: {label}: {why})"
             raise UsageError(f"unknown provider section [{section}]; known providers: {known}{hint}") from None
 
     def broken_for(self, section: str) -> str | None:
         """The load error of a broken provider whose module or entry point is named like ``section``."""
-        self.load()
         low = section.lower()
-        for label, error in self._broken.items():
-            names = {label.split(" ", 1)[0].lower(), Path(label.split(" ", 1)[0]).stem.lower()}
-            if low in names or label.lower().startswith((f"{low} (plugin ", f"[{low}] ")):
-                return f"{label}: {error}"
+        with self._lock:
+            for label, error in self._broken.items():
+                names = {label.split(" ", 1)[0].lower(), Path(label.split(" ", 1)[0]).stem.lower()}
+                if low in names or label.lower().startswith((f"{low} (plugin ", f"[{low}] ")):
+                    return f"{label}: {error}"
         return None
 
+    def known_names(self) -> list[str]:
+        """Sections known without importing anything new: built-ins, registered classes, entry-point names."""
+        with self._lock:
+            return sorted(set(BUILTINS) | set(self._classes) | set(self._entry_point_table()))
+
     def sections(self) -> list[str]:
+        """Every provider section there is (imports every plugin: for listing them)."""
         self.load()
-        return sorted(self._classes)
+        with self._lock:
+            return sorted(self._classes)
 
     def origin(self, section: str) -> str:
         return self._origins.get(section.upper(), "")
 
     def broken(self) -> dict[str, str]:
+        """Every provider that failed to load or was refused (looks at every plugin there is)."""
         self.load()
-        return dict(self._broken)
+        with self._lock:
+            return dict(self._broken)
 
     def notices(self) -> list[str]:
         """Announcements every run makes: built-ins replaced by an opted-in plugin."""
-        self.load()
-        return list(self._notices.values())
+        with self._lock:
+            return list(self._notices.values())
 
     def unannounced(self) -> list[str]:
         """Warnings about providers (broken ones, replaced built-ins) not yet shown in this process."""
-        lines = self.notices() + [f"broken provider {label}: {error}" for label, error in self.broken().items()]
-        fresh = [line for line in lines if line not in self._announced]
-        self._announced.update(fresh)
+        with self._lock:
+            lines = self.notices() + [f"broken provider {label}: {error}" for label, error in self._broken.items()]
+            fresh = [line for line in lines if line not in self._announced]
+            self._announced.update(fresh)
         return fresh
 
     def prepare(self, config) -> None:
-        """Get providers ready for ``config``: load the drop-in folder ``[COMMON] cloud_module_path``
-        names (relative to the config file's folder), and refuse a section whose provider is broken."""
-        from ..config import COMMON_SECTION, EMBEDDED_NAME
+        """Get providers ready for ``config``: load the drop-in folders it names (``[COMMON]
+        cloud_module_path``, relative to the config file's folder, and ``$ML_ANALYTICS_PROVIDER_PATH``),
+        resolve every section it has, and refuse a section whose provider is broken, or that nothing
+        claims while some plugin failed to load."""
+        from ..config import COMMON_SECTION, EMBEDDED_NAME, NOT_PROVIDER_SECTIONS
 
-        folder = config.get(COMMON_SECTION, "cloud_module_path")
-        if folder:
-            path = Path(folder).expanduser()
-            if not path.is_absolute() and config.path != EMBEDDED_NAME:
-                path = Path(config.path).resolve().parent / path
-            self.load_folder(path, source=f"[{COMMON_SECTION}] cloud_module_path")
-        self.load()
-        for section in config.sections():
-            if section.upper() in self._classes:
-                continue
-            error = self.broken_for(section)
-            if error:
-                raise ConfigError(f"its provider failed to load: {error}", path=config.path, section=section)
+        with self._lock:
+            folder = config.get(COMMON_SECTION, "cloud_module_path")
+            if folder:
+                path = Path(folder).expanduser()
+                if not path.is_absolute() and config.path != EMBEDDED_NAME:
+                    path = Path(config.path).resolve().parent / path
+                self.load_folder(path, source=f"[{COMMON_SECTION}] cloud_module_path")
+            self._env_folders()
+            for section in config.sections():
+                name = section.upper()
+                if name in NOT_PROVIDER_SECTIONS:
+                    continue
+                self._find(name)
+                if name in self._classes or name in self._conflicts:
+                    continue
+                error = self.broken_for(section)
+                if error:
+                    raise ConfigError(f"its provider failed to load: {error}", path=config.path, section=section)
 
-    def secret_keys(self) -> dict[str, set[str]]:
-        self.load()
-        return {name: cls.secret_keys() for name, cls in self._classes.items()}
+    def secret_keys(self, sections=None) -> dict[str, set[str]]:
+        """Secret option names per provider section (of ``sections``, else of every known one)."""
+        with self._lock:
+            names = [s.upper() for s in sections] if sections is not None else list(BUILTINS) + list(self._classes)
+            out = {}
+            for name in names:
+                if name in BUILTINS:
+                    self._resolve_builtin(name)
+                cls = self._classes.get(name)
+                if cls is not None:
+                    out[name] = cls.secret_keys()
+            return out
+
+    def path_keys(self, sections=None) -> dict[str, set[str]]:
+        """Option names that hold file paths (never redacted, whatever their name), per section."""
+        with self._lock:
+            names = [s.upper() for s in sections] if sections is not None else list(BUILTINS) + list(self._classes)
+            out = {}
+            for name in names:
+                if name in BUILTINS:
+                    self._resolve_builtin(name)
+                cls = self._classes.get(name)
+                if cls is not None:
+                    out[name] = {o.name for o in cls.options if o.kind == "path"}
+            return out
+
+    def is_builtin(self, cls: type) -> bool:
+        """True only for the class the built-in table names (not for a look-alike reporting its name)."""
+        with self._lock:
+            return self._is_builtin(cls)
 
 
-def _is_builtin(cls: type) -> bool:
-    return cls.__module__ in {f"{__package__}.{name}" for name in BUILTINS}
+def _provider_classes(obj) -> list[type]:
+    """The provider classes an entry point or module stands for: the class itself, or the classes a
+    module defines (not those it imports)."""
+    from .base import CloudProvider
+
+    if isinstance(obj, type):
+        return [obj] if issubclass(obj, CloudProvider) and obj.section else []
+    name = getattr(obj, "__name__", None)
+    found = []
+    for value in list(vars(obj).values()) if hasattr(obj, "__dict__") else ():
+        if isinstance(value, type) and issubclass(value, CloudProvider) and value is not CloudProvider \
+                and value.__module__ == name and "section" in value.__dict__ and value.section:
+            found.append(value)
+    return found
 
 
 def _same_definition(a: type, b: type) -> bool:

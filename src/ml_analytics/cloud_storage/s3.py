@@ -6,9 +6,15 @@ rclone describes S3 look-alikes by a table rather than by copied code.
 
 The engine is obstore (Rust ``object_store``): one client per provider, multipart uploads with
 parts sent concurrently and a bounded number of part buffers, and multipart uploads aborted on
-failure. Every PUT and every part carries ``x-amz-checksum-sha256``, which the server checks,
-so a body corrupted in transit is rejected instead of stored. Bodies are never sent with
-``aws-chunked`` encoding (OCI refuses it) and CRC32 checksums are never sent (OCI refuses them).
+failure. Every PUT and every part carries a checksum the server checks (``x-amz-checksum-sha256``
+or ``-crc64nvme``), so a body corrupted in transit is rejected instead of stored. Bodies are never
+sent with ``aws-chunked`` encoding (OCI refuses it) and CRC32 checksums are never sent (OCI refuses
+them). Open multipart uploads nobody will finish are swept by :mod:`.s3_sweep`.
+
+Errors: obstore's typed exceptions give the status (401, 403, 404, 412, ...), which
+:data:`ml_analytics.errors.STATUS_ERRORS` turns into the project's error; the S3 ``<Code>`` in the
+message refines it (``NoSuchBucket``, ``SignatureDoesNotMatch``, ``BadDigest``) and is the fallback
+when obstore only says "generic".
 """
 
 from __future__ import annotations
@@ -16,22 +22,22 @@ from __future__ import annotations
 import logging
 import os
 import re
-import threading
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from datetime import timedelta
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from ..errors import (AuthenticationError, BucketNotFoundError, ConfigError, IntegrityError, MLAnalyticsError,
-                      NetworkError, PermissionDeniedError, ProviderNotInstalledError, StorageError, TransientError,
-                      one_line)
+from ..errors import (AuthenticationError, BucketNotFoundError, ConfigError, ConflictError, IntegrityError,
+                      MLAnalyticsError, NetworkError, ObjectNotFoundError, PermissionDeniedError,
+                      ProviderNotInstalledError, StorageError, TransientError, error_class, one_line, storage_error)
 from ..retry import RetryPolicy
 from ..source import SourceFile
 from .base import CloudProvider, ObjectInfo, Option, StoredObject
-
-if TYPE_CHECKING:
-    from concurrent.futures import Future
+from .capabilities import (BatchCleanup, Locatable, Multipart, ReadBack, SignedUrls, StoreLocation,
+                           StreamUpload)
+from .s3_sweep import OrphanSweeper, boto3_client
 
 log = logging.getLogger(__name__)
 
@@ -49,19 +55,20 @@ class S3Quirks:
     addressing_configurable: bool = True
     credential_chain: bool = False  # may run without keys (env, profile, instance role)
     endpoint_required: bool = True
-    druid_endpoint_config: bool = True  # Druid needs endpointConfig / clientConfig to reach it
+    well_known_endpoint: bool = False  # every S3 client knows the endpoint (AWS): readers need not be told
     checksum_algorithm: str = "sha256"  # sent on every PUT and part, checked by the store; never CRC32
     checksum_configurable: bool = True
     # With a signed checksum header the store verifies the body, so hashing the payload again for the
     # signature (x-amz-content-sha256) is pure cost. Stores that insist on signed payloads say False.
     unsigned_payload: bool = True
+    chunked_encoding: bool = False  # the store takes aws-chunked bodies (OCI does not; never sent here)
 
 
 QUIRKS: dict[str, S3Quirks] = {
-    # AWS: virtual-hosted addressing, the standard credential chain, Druid knows the endpoint.
+    # AWS: virtual-hosted addressing, the standard credential chain, an endpoint every client knows.
     # CRC64NVME: AWS's own default, the cheapest checksum to compute and verify.
     "AWS": S3Quirks(virtual_hosted_style=True, credential_chain=True, endpoint_required=False,
-                    druid_endpoint_config=False, checksum_algorithm="crc64nvme"),
+                    well_known_endpoint=True, checksum_algorithm="crc64nvme", chunked_encoding=True),
     # OCI: path-style only, explicit keys, explicit endpoint (NAMESPACE.compat.objectstorage.REGION...),
     # accepts only MD5 / SHA256 / CRC32C checksums, signed payloads.
     "ORACLE": S3Quirks(virtual_hosted_style=False, addressing_configurable=False, checksum_configurable=False,
@@ -99,6 +106,40 @@ def s3_options(*, endpoint_required: bool, keys_required: bool, addressing: bool
     return tuple(opts)
 
 
+# -- errors ---------------------------------------------------------------------------------------------
+_S3_CODE = re.compile(r"<Code>([^<]+)</Code>")
+_S3_MESSAGE = re.compile(r"<Message>([^<]+)</Message>")
+_STATUS = re.compile(r"status(?: code)?:? (\d{3})")
+# S3 error codes that say more than their status does.
+CODE_ERRORS: dict[str, type[StorageError]] = {
+    **dict.fromkeys(("SignatureDoesNotMatch", "InvalidAccessKeyId", "InvalidToken", "ExpiredToken",
+                     "AuthorizationHeaderMalformed", "InvalidSecurity", "InvalidClientTokenId"), AuthenticationError),
+    "NoSuchBucket": BucketNotFoundError,
+    "AccessDenied": PermissionDeniedError, "AllAccessDisabled": PermissionDeniedError,
+    **dict.fromkeys(("BadDigest", "XAmzContentChecksumMismatch", "InvalidDigest", "XAmzContentSHA256Mismatch"),
+                    IntegrityError),
+    **dict.fromkeys(("SlowDown", "InternalError", "ServiceUnavailable", "RequestTimeout"), TransientError),
+    "NoSuchUpload": ConflictError,
+}
+_NETWORK_HINTS = ("error sending request", "connection refused", "dns error", "failed to lookup",
+                  "tcp connect error", "connection reset", "timed out", "operation timed out", "client error (connect)",
+                  "connection closed", "incomplete message", "broken pipe", "unexpected eof", "error reading a body",
+                  "channel closed")
+
+
+def _typed_status(exc: BaseException) -> int | None:
+    """The HTTP status obstore's exception class stands for, if it is one of its typed ones."""
+    try:
+        from obstore import exceptions as oe
+    except ImportError:
+        return None
+    for cls, status in ((oe.UnauthenticatedError, 401), (oe.PermissionDeniedError, 403), (oe.NotFoundError, 404),
+                        (oe.AlreadyExistsError, 409), (oe.PreconditionError, 412)):
+        if isinstance(exc, cls):
+            return status
+    return None
+
+
 def _root(exc: BaseException) -> BaseException:
     """The error our own stream raised inside obstore (file changed, unreadable), if that is the cause."""
     seen = exc
@@ -109,16 +150,6 @@ def _root(exc: BaseException) -> BaseException:
     return exc
 
 
-_S3_CODE = re.compile(r"<Code>([^<]+)</Code>")
-_S3_MESSAGE = re.compile(r"<Message>([^<]+)</Message>")
-_AUTH_CODES = {"SignatureDoesNotMatch", "InvalidAccessKeyId", "InvalidToken", "ExpiredToken",
-               "AuthorizationHeaderMalformed", "InvalidSecurity", "InvalidClientTokenId"}
-_NETWORK_HINTS = ("error sending request", "connection refused", "dns error", "failed to lookup",
-                  "tcp connect error", "connection reset", "timed out", "operation timed out", "client error (connect)",
-                  "connection closed", "incomplete message", "broken pipe", "unexpected eof", "error reading a body",
-                  "channel closed")
-
-
 class S3(CloudProvider):
     section = "S3"
     description = "Any S3-compatible store (MinIO, Ceph, SeaweedFS, ...)."
@@ -126,7 +157,7 @@ class S3(CloudProvider):
     uri_scheme = "s3"
     quirks = QUIRKS["S3"]
     options = s3_options(endpoint_required=True, keys_required=True, addressing=True)
-    orphan_idle_seconds = 10  # an open multipart upload this long without a part is nobody's any more
+    capabilities = frozenset({ReadBack, StreamUpload, SignedUrls, Locatable, Multipart, BatchCleanup})
     default_concurrency = 64  # uploads in flight: obstore's client is cheap per request; 64 beat 16 and 256
 
     def __init__(self, accessKey: str | None = None, secretAccessKey: str | None = None,  # noqa: N803 (seed names)
@@ -167,14 +198,13 @@ class S3(CloudProvider):
         self.checksum_algorithm = algorithm
         self.md5_multipart = md5Multipart
         self.part_size = partSizeMiB * MiB
-        self.part_concurrency = max(1, partConcurrency)
+        self.default_part_concurrency = max(1, partConcurrency)
         self.verify_tls = verifyTls
         self.retry = retry or RetryPolicy()
         self._access_key = accessKey
         self._secret_key = secretAccessKey
         self._store = None
-        self._sweeper: Future | None = None
-        self._sweeper_lock = threading.Lock()
+        self.sweeper = OrphanSweeper(self.section, self.bucket, self._sweep_client, self.redact)
 
     # -- client -----------------------------------------------------------------------------------
     def _effective_endpoint(self) -> str | None:
@@ -187,6 +217,13 @@ class S3(CloudProvider):
             return self.endpoint_url
         return urlunsplit(parts._replace(netloc=f"{self.bucket}.{parts.netloc}"))
 
+    def _obstore_retry(self) -> dict:
+        """The project's retry policy in obstore's terms."""
+        r = self.retry
+        return {"max_retries": r.max_retries, "retry_timeout": timedelta(seconds=r.total_timeout),
+                "backoff": {"init_backoff": timedelta(seconds=r.initial_backoff),
+                            "max_backoff": timedelta(seconds=r.max_backoff), "base": 2}}
+
     @property
     def store(self):
         if self._store is None:
@@ -197,8 +234,9 @@ class S3(CloudProvider):
                     f"[{self.section}] needs obstore: pip install 'ml-analytics-cloud[{self.extra}]'") from None
             config: dict[str, Any] = {"region": self.region, "checksum_algorithm": self.checksum_algorithm,
                                       "virtual_hosted_style_request": self.virtual_hosted_style,
-                                      "unsigned_payload": self.quirks.unsigned_payload, "conditional_put": "etag"}
-            client_options: dict[str, Any] = self.retry.obstore_client_options()
+                                      "unsigned_payload": self.quirks.unsigned_payload}
+            client_options: dict[str, Any] = {"connect_timeout": timedelta(seconds=self.retry.connect_timeout),
+                                              "timeout": timedelta(seconds=self.retry.request_timeout)}
             endpoint = self._effective_endpoint()
             if endpoint:
                 config["endpoint"] = endpoint
@@ -214,7 +252,7 @@ class S3(CloudProvider):
             else:
                 kwargs["credential_provider"] = self._credential_chain()
             self._store = S3Store(self.bucket, config=config, client_options=client_options,
-                                  retry_config=self.retry.obstore_retry_config(), **kwargs)
+                                  retry_config=self._obstore_retry(), **kwargs)
         return self._store
 
     def _credential_chain(self):
@@ -225,38 +263,42 @@ class S3(CloudProvider):
                                             f"which needs boto3: pip install 'ml-analytics-cloud[aws]'") from None
         return Boto3CredentialProvider()
 
+    def _sweep_client(self):
+        return boto3_client(endpoint_url=self.endpoint_url, region=self.region,
+                            virtual_hosted_style=self.virtual_hosted_style, verify_tls=self.verify_tls,
+                            retry=self.retry, access_key=self._access_key, secret_key=self._secret_key)
+
     # -- errors -------------------------------------------------------------------------------------
-    def _error(self, exc: BaseException, key: str = "", writing: bool = False) -> MLAnalyticsError:
+    def map_error(self, exc: BaseException, key: str = "", writing: bool = False) -> MLAnalyticsError:
         if isinstance(exc, MLAnalyticsError):
             return exc
         text = str(exc)
         code = _S3_CODE.search(text)
         message = _S3_MESSAGE.search(text)
         code_s = code.group(1) if code else ""
-        status = re.search(r"status code: (\d{3})", text)
-        status_s = status.group(1) if status else ""
-        parts = [f"HTTP {status_s}" if status_s else "", code_s, message.group(1) if message else ""]
-        summary = " ".join(p for p in parts[:2] if p) + (f": {parts[2]}" if parts[2] else "")
+        status = _typed_status(exc)
+        if status is None:
+            found = _STATUS.search(text)
+            status = int(found.group(1)) if found else None
+        parts = [f"HTTP {status}" if status else "", code_s]
+        summary = " ".join(p for p in parts if p) + (f": {message.group(1)}" if message else "")
         if not code_s:
             summary = one_line(text.split("\n")[0], 300)
         summary = self.redact(summary)
         kw = {"provider": self.section, "bucket": self.bucket, "key": key}
-        name = type(exc).__name__
-        low = text.lower()
-        if code_s in _AUTH_CODES or name == "UnauthenticatedError":
-            return AuthenticationError(f"wrong credentials ({summary})", **kw)
-        if code_s == "NoSuchBucket" or (writing and isinstance(exc, FileNotFoundError)):
-            return BucketNotFoundError(f"bucket does not exist ({summary})", **kw)
-        if code_s in ("AccessDenied", "AllAccessDisabled") or name == "PermissionDeniedError":
-            return PermissionDeniedError(f"permission denied ({summary})", **kw)
-        if code_s in ("BadDigest", "XAmzContentChecksumMismatch", "InvalidDigest", "XAmzContentSHA256Mismatch"):
-            return IntegrityError(f"the store rejected the body as corrupted ({summary})", **kw)
-        if status_s.startswith("5") or code_s in ("SlowDown", "InternalError", "ServiceUnavailable", "RequestTimeout"):
-            return TransientError(f"store kept failing after retries ({summary})", **kw)
-        if any(h in low for h in _NETWORK_HINTS):
-            where = self.endpoint_url or "the AWS endpoint"
-            return NetworkError(f"cannot reach {where} ({summary})", **kw)
-        return StorageError(summary, **kw)
+        cls = CODE_ERRORS.get(code_s)
+        if cls is None and status is not None:
+            cls = error_class(status)
+            if cls is ObjectNotFoundError and writing:  # a write cannot miss its object: the bucket is missing
+                cls = BucketNotFoundError
+        if cls is None and any(h in text.lower() for h in _NETWORK_HINTS):
+            cls = NetworkError
+        if cls is ConflictError and code_s == "NoSuchUpload":
+            return ConflictError(f"the multipart upload was aborted by someone else while it ran (another run's "
+                                 f"clean-up?), nothing stored ({summary})", **kw)
+        if cls is None or cls is StorageError:
+            return StorageError(summary, **kw)
+        return storage_error(cls, summary, where=self.endpoint_url or "the AWS endpoint", **kw)
 
     # -- contract -------------------------------------------------------------------------------------
     def part_size_for(self, size: int) -> int:
@@ -265,151 +307,54 @@ class S3(CloudProvider):
         needed = -(-size // (MAX_PARTS - 1))
         return max(self.part_size, -(-needed // MiB) * MiB)
 
-    def buffer_bytes(self, size: int) -> int:
+    def buffer_bytes(self, size: int, parts_in_flight: int | None = None) -> int:
         part = self.part_size_for(size)
-        return size if size <= part else part * (self.part_concurrency + 1)
+        parts = parts_in_flight or self.default_part_concurrency
+        return size if size <= part else part * (parts + 1)
 
     def _stored(self, key: str, size: int, md5: str | None, result: dict) -> StoredObject:
         return StoredObject(self.section, key, self.uri(key), size, md5,
                             etag=(result.get("e_tag") or "").strip('"') or None)
 
-    def put_file(self, path: str | os.PathLike, key: str) -> StoredObject:
+    def put_file(self, path: str | os.PathLike, key: str, *, parts_in_flight: int | None = None) -> StoredObject:
         """Small files in one PUT (with their MD5); big files as a multipart upload streamed from disk.
 
         The stream re-checks the file at its end: if it changed, the iterator raises, obstore aborts
         the multipart upload and whatever the key held before stays as it was.
         """
-        import obstore as obs
-
         src = SourceFile(path, md5=self.md5_multipart)
         if src.size <= self.part_size:
             return self.put_bytes(src.read_all(), key)  # hashes the bytes it sends
-        part = self.part_size_for(src.size)
-        started = time.time()
-        self._sweeper_job()  # build the sweep's client while the parts go up, not after
-        try:
-            result = obs.put(self.store, key, src.chunks(part), chunk_size=part, max_concurrency=self.part_concurrency)
-        except Exception as e:
-            error = self._error(_root(e), key, writing=True)
-            if not error.retryable:  # the store answers: clean up now (an unreachable one: at the batch's end)
-                self.sweep_orphans(key, started)
-            raise error from None
-        self.sweep_orphans(key, started)
-        return self._stored(key, src.bytes_read, src.md5, result)
+        stored = self._put_parts(src.chunks(self.part_size_for(src.size)), key, self.part_size_for(src.size),
+                                 parts_in_flight)
+        return StoredObject(self.section, key, stored.uri, src.bytes_read, src.md5, etag=stored.etag)
 
-    def _last_activity(self, client, upload) -> float:
-        """When an open multipart upload last did anything: its newest part, else its start."""
-        parts = client.list_parts(Bucket=self.bucket, Key=upload["Key"], UploadId=upload["UploadId"]).get("Parts", [])
-        return max([upload["Initiated"].timestamp()] + [p["LastModified"].timestamp() for p in parts])
+    def put_stream(self, chunks: Iterable[bytes], key: str) -> StoredObject:
+        """A multipart upload fed while ``chunks`` are produced (Spark partitions); aborted if they raise."""
+        counted = _Counted(chunks)
+        stored = self._put_parts(iter(counted), key, self.part_size, None)
+        return StoredObject(self.section, key, stored.uri, counted.size, None, etag=stored.etag)
+
+    def _put_parts(self, chunks: Iterator[bytes], key: str, part: int, parts_in_flight: int | None) -> StoredObject:
+        import obstore as obs
+
+        started = time.time()
+        self.sweeper.warm_up()  # build the sweep's client while the parts go up, not after
+        try:
+            result = obs.put(self.store, key, chunks, chunk_size=part,
+                             max_concurrency=parts_in_flight or self.default_part_concurrency)
+        except Exception as e:
+            error = self.map_error(_root(e), key, writing=True)
+            if not error.retryable:  # the store answers: clean up now (an unreachable one: at the batch's end)
+                self.sweeper.sweep_key(key, started)
+            raise error from None
+        self.sweeper.sweep_key(key, started)
+        return self._stored(key, 0, None, result)
 
     def finish_batch(self, big_items, since: float, failed_keys=frozenset()) -> int:
-        """After a batch: abort every multipart upload still open for a key this batch sent in parts.
-
-        Those are this tool's orphans: uploads begun before this run (a run killed by SIGTERM or
-        ``kill -9``, a store restarted mid-batch) of keys it has just written again, and this run's
-        own uploads of keys that failed in any pass (the abort of a failed upload does not reach a
-        store that was down). Left alone, as another writer's live upload: one begun during this run
-        of a key this run stored, and one begun earlier that sent a part within
-        ``orphan_idle_seconds``. One paged listing per key prefix.
-        """
+        """After a batch: abort multipart uploads still open for its keys sent in parts (see :mod:`.s3_sweep`)."""
         keys = {i.key for i in big_items if i.size > self.part_size_for(i.size)}
-        if not keys:
-            return 0
-        now = time.time()
-        try:
-            client = self._sweeper_job().result()
-        except ImportError:
-            return 0
-        aborted = 0
-        for prefix in sorted({k.rsplit("/", 1)[0] + "/" if "/" in k else "" for k in keys}):
-            paginator = client.get_paginator("list_multipart_uploads")
-            for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
-                for upload in page.get("Uploads", []):
-                    key = upload["Key"]
-                    if key not in keys:
-                        continue
-                    if key not in failed_keys:
-                        if upload["Initiated"].timestamp() >= since - 5:
-                            continue  # begun during this run, of a key this run stored: another live writer
-                        if now - self._last_activity(client, upload) < self.orphan_idle_seconds:
-                            continue  # begun earlier but still sending parts: a live writer, not an orphan
-                    client.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload["UploadId"])
-                    aborted += 1
-        if aborted:
-            log.warning("%s: aborted %d multipart upload(s) left open by earlier or failed uploads", self.section,
-                        aborted)
-        return aborted
-
-    def sweep_orphans(self, key: str, since: float) -> int:
-        """Abort multipart uploads of ``key`` begun since ``since`` that hold no parts.
-
-        When the answer to CreateMultipartUpload is lost, the engine retries and the first upload
-        id is left open, invisible and billed (boto3 leaves it too). Such an orphan has no parts:
-        every part went to the retried upload. Uploads with parts (another writer's, live) are
-        never touched. Needs boto3 (installed with this provider's extra); skipped without it.
-        """
-        try:
-            client = self._sweeper_job().result()
-        except ImportError:
-            return 0
-        except Exception as e:
-            log.warning("%s: cannot check for orphaned multipart uploads: %s", self.section,
-                        self.redact(one_line(e, 200)))
-            return 0
-        aborted = 0
-        try:
-            listing = client.list_multipart_uploads(Bucket=self.bucket, Prefix=key)
-            for upload in listing.get("Uploads", []):
-                initiated = upload["Initiated"].timestamp()
-                if upload["Key"] != key or initiated < since - 5:
-                    continue
-                parts = client.list_parts(Bucket=self.bucket, Key=key, UploadId=upload["UploadId"])
-                if not parts.get("Parts"):
-                    client.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload["UploadId"])
-                    aborted += 1
-                    log.info("%s: aborted an orphaned multipart upload of %s", self.section, key)
-        except Exception as e:  # the sweep is a courtesy: never turn an upload's outcome into a failure
-            log.warning("%s: could not check for orphaned multipart uploads of %s: %s", self.section, key,
-                        self.redact(one_line(e, 200)))
-        return aborted
-
-    def _sweeper_job(self) -> Future:
-        """The boto3 client for the sweep, built once on a background thread.
-
-        Importing boto3 and building a client takes a quarter of a second of CPU; started when a
-        multipart upload starts, it is ready by the time the upload ends instead of adding to it.
-        """
-        from concurrent.futures import Future
-
-        with self._sweeper_lock:
-            if self._sweeper is None:
-                job: Future = Future()
-
-                def build() -> None:
-                    try:
-                        job.set_result(self._build_sweeper())
-                    except BaseException as e:  # ImportError (no boto3) included: the sweep is skipped
-                        job.set_exception(e)
-
-                threading.Thread(target=build, name=f"{self.section}-sweeper", daemon=True).start()
-                self._sweeper = job
-            return self._sweeper
-
-    def _build_sweeper(self):
-        import boto3
-        from botocore.config import Config
-
-        kwargs: dict[str, Any] = {}
-        if self._access_key:
-            kwargs = {"aws_access_key_id": self._access_key, "aws_secret_access_key": self._secret_key}
-        return boto3.session.Session().client(
-            "s3", endpoint_url=self.endpoint_url, region_name=self.region, verify=self.verify_tls,
-            config=Config(s3={"addressing_style": "virtual" if self.virtual_hosted_style else "path"},
-                          request_checksum_calculation="when_required",
-                          response_checksum_validation="when_required",
-                          retries={"total_max_attempts": 1 + self.retry.max_retries, "mode": "standard"},
-                          connect_timeout=self.retry.connect_timeout, read_timeout=self.retry.request_timeout),
-            **kwargs)
+        return self.sweeper.finish_batch(keys, since, failed_keys)
 
     def put_bytes(self, data: bytes, key: str, md5: str | None = None) -> StoredObject:
         import hashlib
@@ -419,8 +364,18 @@ class S3(CloudProvider):
         try:
             result = obs.put(self.store, key, data, use_multipart=False)
         except Exception as e:
-            raise self._error(e, key, writing=True) from None
+            raise self.map_error(e, key, writing=True) from None
         return self._stored(key, len(data), md5 or hashlib.md5(data).hexdigest(), result)
+
+    def get_bytes(self, key: str) -> bytes:
+        import obstore as obs
+
+        try:
+            return bytes(obs.get(self.store, key).bytes())
+        except FileNotFoundError:
+            raise ObjectNotFoundError("no such object", provider=self.section, bucket=self.bucket, key=key) from None
+        except Exception as e:
+            raise self.map_error(e, key) from None
 
     def stat(self, key: str) -> ObjectInfo | None:
         import obstore as obs
@@ -430,7 +385,7 @@ class S3(CloudProvider):
         except FileNotFoundError:
             return None
         except Exception as e:
-            raise self._error(e, key) from None
+            raise self.map_error(e, key) from None
         return ObjectInfo(meta["path"], meta["size"], etag=(meta.get("e_tag") or "").strip('"') or None,
                           last_modified=meta.get("last_modified"))
 
@@ -452,31 +407,40 @@ class S3(CloudProvider):
         except FileNotFoundError:
             return
         except Exception as e:
-            raise self._error(e, key) from None
+            raise self.map_error(e, key) from None
 
     def sign_url(self, key: str, expires_seconds: int = 6 * 3600) -> str:
         """A pre-signed GET URL (for Druid's ``http`` input source); valid ``expires_seconds``."""
-        from datetime import timedelta
-
         import obstore as obs
 
         with self.translating_errors(key):
             return obs.sign(self.store, "GET", key, timedelta(seconds=expires_seconds))
 
-    def druid_input_source(self, keys: Iterable[str], **options: Any) -> dict:
-        source: dict[str, Any] = {"type": "s3", "uris": [self.uri(k) for k in keys]}
-        if self.quirks.druid_endpoint_config and self.endpoint_url:
+    def location(self) -> StoreLocation:
+        endpoint = None
+        if self.endpoint_url and not self.quirks.well_known_endpoint:
             url = urlsplit(self.endpoint_url)
-            plain = urlunsplit(url._replace(netloc=url.netloc.rsplit("@", 1)[-1]))  # never a URL's password
-            source["endpointConfig"] = {"url": plain, "signingRegion": self.region}
-            source["clientConfig"] = {"protocol": url.scheme or "https", "enablePathStyleAccess": True,
-                                      "disableChunkedEncoding": True}
-        return source
+            endpoint = urlunsplit(url._replace(netloc=url.netloc.rsplit("@", 1)[-1]))  # never a URL's password
+        return StoreLocation("s3", self.bucket, endpoint=endpoint, region=self.region,
+                             path_style=not self.virtual_hosted_style, chunked_encoding=self.quirks.chunked_encoding)
 
     def close(self) -> None:
         self._store = None
-        self._sweeper = None
+        self.sweeper.close()
 
     @property
     def secrets(self) -> set[str]:
         return {s for s in (self._secret_key,) if s}
+
+
+class _Counted:
+    """Chunks passed through, counting their bytes."""
+
+    def __init__(self, chunks: Iterable[bytes]):
+        self.chunks = chunks
+        self.size = 0
+
+    def __iter__(self) -> Iterator[bytes]:
+        for chunk in self.chunks:
+            self.size += len(chunk)
+            yield chunk

@@ -34,5 +34,3 @@ def check_druid(config, offline: bool) -> str:
         parts.append(settings.client(RetryPolicy.from_config(config)).ping())
     return "; ".join(parts)
 
-
-CHECKS = {DRUID_SECTION: check_druid}

@@ -16,14 +16,14 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from ..config import DRUID_SECTION, Config
-from ..errors import ConfigError, UsageError
+from ..errors import ConfigError
 from ..retry import RetryPolicy
 from .overlord import DruidError, OverlordClient, TaskStatus, split_userinfo, summarize_task_error
+from .sources import AZURE_SOURCES, input_source as make_input_source
 from .spec import datasource, point_spec, validate_spec
 
 DEFAULT_TIMEOUT = 3600.0
 MAX_TIMEOUT = 7 * 24 * 3600.0  # a week: anything longer is a typo, not a wait
-AZURE_SOURCES = ("azureStorage", "azure")
 ROWS_BUDGET = 120.0  # at most this long for segments to be served after SUCCESS
 
 
@@ -110,6 +110,14 @@ class DruidSettings:
         verify = (get("verify_tls") or "true").lower() not in ("false", "0", "no", "off")
         return cls(batch_url, username, password, sql_url, timeout_s, get("ingest_from"), azure, verify)
 
+    @property
+    def secrets(self) -> set[str]:
+        return {self.password} if self.password else set()
+
+    def __repr__(self) -> str:
+        return (f"DruidSettings(batch_url={self.batch_url!r}, username={self.username!r}, password="
+                f"{'***' if self.password else None}, sql_url={self.sql_url!r}, timeout={self.timeout!r})")
+
     def client(self, retry: RetryPolicy) -> OverlordClient | None:
         if not self.batch_url:
             return None
@@ -140,18 +148,9 @@ def azure_type_for(spec: dict, configured: str) -> str:
 
 def build_task(spec: dict, provider, keys: Sequence[str], *, append: bool | None, azure_input_source: str,
                input_source: str = "native", label: str = "spec") -> dict:
-    if input_source == "http":
-        sign = getattr(provider, "sign_url", None)
-        if sign is None:
-            raise UsageError(f"{provider.section} cannot make pre-signed URLs for Druid's http input source")
-        source = {"type": "http", "uris": [sign(k) for k in keys]}
-    else:
-        source = provider.druid_input_source(keys, azure_input_source=azure_type_for(spec, azure_input_source))
-    if source.get("type") == "s3" and ("endpointConfig" in source or "clientConfig" in source):
-        # Druid (S3 extension 29.0.0, checked) builds a client from endpointConfig / clientConfig only when
-        # "properties" is present; without it they are silently ignored and Druid's own S3 endpoint is
-        # read. An empty "properties" keeps Druid's own credentials: no key ever goes into a spec.
-        source = {**source, "properties": source.get("properties") or {}}
+    """``spec`` pointed at ``keys`` of ``provider`` (input source from :mod:`.sources`), validated."""
+    source = make_input_source(provider, keys, mode=input_source,
+                               azure_input_source=azure_type_for(spec, azure_input_source))
     task = point_spec(spec, source, append=append)
     validate_spec(task, label)
     return task

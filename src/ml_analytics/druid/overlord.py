@@ -19,20 +19,19 @@ from __future__ import annotations
 import base64
 import json
 import logging
-import random
-import ssl
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from urllib.parse import unquote, urlsplit, urlunsplit
+from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 from ..errors import MLAnalyticsError, NetworkError, StorageError, one_line, redact
+from ..httpclient import HttpClient, RequestFailed
 from ..retry import RetryPolicy
 
 log = logging.getLogger(__name__)
 TASK_PATH = "/druid/indexer/v1/task"
+MAX_ANSWER = 16 * 1024 * 1024  # a status, report or SQL answer larger than this is not one
+REDIRECTS = 3  # a non-leader Overlord redirects (307) to the leader
 
 
 class DruidError(MLAnalyticsError):
@@ -131,42 +130,31 @@ class OverlordClient:
         self.retry = retry or RetryPolicy()
         self._secret_password = password
         self._auth = ("Basic " + base64.b64encode(f"{username}:{password}".encode()).decode()) if username else None
-        self._ssl = None
         if not verify_tls:
             log.warning("DRUID: TLS certificate verification is OFF (verify_tls = false)")
-            self._ssl = ssl._create_unverified_context()
+        # Basic auth goes only to the configured Overlord and SQL endpoints, never where a redirect points.
+        self.http = HttpClient(self.retry, verify_tls=verify_tls, max_body=MAX_ANSWER,
+                               auth={"Authorization": self._auth} if self._auth else None,
+                               auth_origins=(self.batch_url, self.sql_url))
 
     @property
     def secrets(self) -> set[str]:
         return {s for s in (self._secret_password, self._auth) if s}
 
     # -- HTTP -----------------------------------------------------------------------------------------
-    def _request(self, method: str, url: str, body: dict | None = None, *, retry_503: bool = True) -> tuple[int, bytes]:
-        data = json.dumps(body).encode() if body is not None else None
-        deadline = time.monotonic() + self.retry.total_timeout
-        attempt = 0
-        while True:
-            req = urllib.request.Request(url, data=data, method=method)
-            if data is not None:
-                req.add_header("Content-Type", "application/json")
-            if self._auth:
-                req.add_header("Authorization", self._auth)
-            try:
-                with urllib.request.urlopen(req, timeout=self.retry.request_timeout, context=self._ssl) as resp:
-                    return resp.status, resp.read()
-            except urllib.error.HTTPError as e:
-                status, payload = e.code, e.read()
-                if status == 503 and retry_503 and attempt < self.retry.max_retries and time.monotonic() < deadline:
-                    log.info("Druid answered 503 (not the leader?), retrying")
-                else:
-                    return status, payload
-            except (urllib.error.URLError, ConnectionError, TimeoutError, OSError) as e:
-                reason = getattr(e, "reason", e)
-                if attempt >= self.retry.max_retries or time.monotonic() >= deadline:
-                    raise NetworkError(f"DRUID: cannot reach {self.base} ({one_line(reason, 200)})") from None
-                log.info("Druid unreachable (%s), retrying", reason)
-            attempt += 1
-            time.sleep(min(self.retry.max_backoff, self.retry.initial_backoff * 2 ** attempt) * random.uniform(0.5, 1))
+    def _request(self, method: str, url: str, body: dict | None = None, *, retry: bool = True) -> tuple[int, bytes]:
+        """One call through the shared HTTP client (its retry loop: 5xx, 429 and no answer are retried;
+        redirects to the leader followed, POST bodies re-sent). Returns the final status and body."""
+        data = json.dumps(body).encode() if body is not None else b""
+        headers = {"Content-Type": "application/json"} if body is not None else {}
+        try:
+            reply = self.http.request(method, url, headers=headers, body=data, attempts=None if retry else 1,
+                                      redirects=REDIRECTS, accept=lambda r: not RequestFailed(r).retryable)
+        except RequestFailed as e:
+            if e.reply is not None:  # still failing after the retries: the caller says what it means
+                return e.reply.status, e.reply.body
+            raise NetworkError(f"DRUID: cannot reach {self.base} ({one_line(e.cause, 200)})") from None
+        return reply.status, reply.body
 
     def _check_auth(self, status: int, payload: bytes) -> None:
         if status == 401:
@@ -205,7 +193,7 @@ class OverlordClient:
         return task_id
 
     def status(self, task_id: str) -> TaskStatus:
-        status, payload = self._request("GET", f"{self.batch_url}/{urllib.request.quote(task_id, safe='')}/status")
+        status, payload = self._request("GET", f"{self.batch_url}/{quote(task_id, safe='')}/status")
         self._check_auth(status, payload)
         if status == 404 or (status == 400 and b"Cannot find" in payload):
             raise TaskNotFound(f"DRUID: no task with id {task_id}")
@@ -225,8 +213,8 @@ class OverlordClient:
 
     def _report(self, task_id: str) -> dict | None:
         try:
-            status, payload = self._request("GET", f"{self.batch_url}/{urllib.request.quote(task_id, safe='')}/reports",
-                                            retry_503=False)
+            status, payload = self._request("GET", f"{self.batch_url}/{quote(task_id, safe='')}/reports",
+                                            retry=False)
         except MLAnalyticsError:
             return None
         if status != 200:
@@ -238,7 +226,7 @@ class OverlordClient:
         return doc if isinstance(doc, dict) else None
 
     def shutdown(self, task_id: str) -> None:
-        status, payload = self._request("POST", f"{self.batch_url}/{urllib.request.quote(task_id, safe='')}/shutdown")
+        status, payload = self._request("POST", f"{self.batch_url}/{quote(task_id, safe='')}/shutdown")
         self._check_auth(status, payload)
         if status != 200:
             raise DruidError(f"DRUID: shutdown of {task_id} failed ({status}): {druid_error_message(payload)}")
@@ -281,7 +269,7 @@ class OverlordClient:
             raise DruidError(f"DRUID: unexpected SQL answer {one_line(str(rows), 200)}") from None
 
     def ping(self) -> str:
-        status, payload = self._request("GET", f"{self.base}/druid/indexer/v1/tasks?state=running", retry_503=False)
+        status, payload = self._request("GET", f"{self.base}/druid/indexer/v1/tasks?state=running")
         self._check_auth(status, payload)
         if status != 200:
             raise DruidError(f"DRUID: {self.base} answered {status}: {druid_error_message(payload)}")

@@ -42,7 +42,7 @@ def load_spec(key_or_file: str, config=None) -> tuple[dict, str]:
 
     text = config.get(DRUID_SECTION, key_or_file)
     if text is None:
-        raise ConfigError(f"no such spec: not a file, and the key is missing or empty", path=config.path,
+        raise ConfigError("no such spec: not a file, and the key is missing or empty", path=config.path,
                           section=DRUID_SECTION, key=key_or_file)
     return _parse(text, f"{config.path}: [{DRUID_SECTION}] {key_or_file}"), f"[{DRUID_SECTION}] {key_or_file}"
 

@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from urllib.parse import unquote, urlsplit
 
+from ..cloud_storage.capabilities import ReadBack
 from ..errors import MLAnalyticsError, ObjectNotFoundError, StorageError, UsageError, one_line
 
 MANIFEST_NAME = "_manifest.json"
@@ -90,43 +91,12 @@ def now() -> str:
 
 # -- reading objects back ---------------------------------------------------------------------
 def read_object(provider, key: str) -> bytes:
-    """A (small) object's bytes. The provider contract has no download, so each built-in store's
-    own client is used here; a plugin provider may offer ``get_bytes(key)``."""
-    getter = getattr(provider, "get_bytes", None)
+    """A (small) object's bytes, through the provider's ReadBack capability."""
+    if not provider.can(ReadBack):
+        raise StorageError("cannot read objects back from this provider (it does not declare ReadBack)",
+                           provider=provider.section, key=key)
     with provider.translating_errors(key):
-        if getter is not None:
-            return getter(key)
-        from ..cloud_storage.local import Local
-        from ..cloud_storage.s3 import S3
-
-        if isinstance(provider, Local):
-            path = provider.path_of(key)
-            if not path.is_file():
-                raise ObjectNotFoundError("no such object", provider=provider.section, key=key)
-            return path.read_bytes()
-        if isinstance(provider, S3):
-            import obstore as obs
-
-            try:
-                return bytes(obs.get(provider.store, key).bytes())
-            except FileNotFoundError:
-                raise ObjectNotFoundError("no such object", provider=provider.section, key=key) from None
-        if hasattr(provider, "container"):  # MSAzure
-            from azure.core.exceptions import ResourceNotFoundError
-
-            try:
-                return provider.container.get_blob_client(key).download_blob().readall()
-            except ResourceNotFoundError:
-                raise ObjectNotFoundError("no such object", provider=provider.section, key=key) from None
-        if hasattr(provider, "gcs_bucket"):  # GCP
-            from google.api_core.exceptions import NotFound
-
-            try:
-                return provider.gcs_bucket.blob(key).download_as_bytes(retry=provider.retry.google_retry())
-            except NotFound:
-                raise ObjectNotFoundError("no such object", provider=provider.section, key=key) from None
-    raise StorageError("cannot read objects back from this provider (it has no get_bytes)",
-                       provider=provider.section, key=key)
+        return provider.get_bytes(key)
 
 
 def locate(uri: str, mc) -> tuple[str, object, str]:

@@ -8,10 +8,11 @@ not end with the mark is never uploaded; the task fails and its retry writes the
 
 The partition is serialized once (optionally gzip), with its MD5, size and row count computed in
 the same pass (:class:`Encoded`). Up to :data:`IN_MEMORY` bytes it stays in memory and goes to
-every store in one ``put_bytes``. A larger partition streams: the first S3-family store receives
-it as a multipart upload while it is being serialized (parts go up as they fill, through that
-provider's own store object: its retry policy and per-part checksums; a stream that ends
-truncated raises inside the upload, which obstore aborts), and for the other stores it spills to
+every store in one ``put_bytes``. A larger partition streams: the first store that declares
+:class:`~ml_analytics.cloud_storage.capabilities.StreamUpload` (the S3 family: a multipart upload)
+receives it while it is being serialized (parts go up as they fill, with that provider's retry policy
+and per-part checksums; a stream that ends truncated raises inside the upload, which is aborted, and
+the key keeps what it held), and for the other stores it spills to
 a file in the executor's local folder (``SPARK_LOCAL_DIRS``) sent with their ``put_file``.
 Memory stays bounded however large a partition is.
 """
@@ -23,15 +24,15 @@ import os
 import struct
 import tempfile
 import threading
-import time
 import zlib
 from collections.abc import Callable, Iterable, Iterator
 
 from pyspark.serializers import Serializer, SpecialLengths
 
+from ..cloud_storage.capabilities import StreamUpload
 from ..errors import MLAnalyticsError, StorageError, one_line, redact
 from ..transfer import SMALL_FILE
-from .shipping import executor_multicloud
+from .shipping import executor_providers
 
 IN_MEMORY = SMALL_FILE  # larger partitions spill to the executor's local disk
 BATCH = 1 << 20  # rows are joined into ~1 MiB blocks before hashing / compressing
@@ -181,32 +182,6 @@ def serialize(blocks: Iterable, spool: Spool, *, gzip_level: int | None) -> int:
     return encoded.rows
 
 
-def streams(provider) -> bool:
-    """S3-family stores take the object as a multipart stream while it is being produced."""
-    from ..cloud_storage.s3 import S3
-
-    return isinstance(provider, S3)
-
-
-def stream_to_s3(provider, key: str, chunks: Iterator[bytes]) -> None:
-    """Multipart upload fed while the partition is serialized, through the provider's own store
-    (its retry policy and per-part checksums); aborted by obstore if ``chunks`` raises."""
-    import obstore as obs
-
-    started = time.time()
-    provider._sweeper_job()
-    try:
-        obs.put(provider.store, key, chunks, chunk_size=provider.part_size,
-                max_concurrency=provider.part_concurrency)
-    except Exception as e:
-        cause = e
-        while cause is not None and not isinstance(cause, MLAnalyticsError):
-            cause = cause.__cause__ or cause.__context__
-        raise cause if cause is not None else provider._error(e, key, writing=True) from None
-    finally:
-        provider.sweep_orphans(key, started)
-
-
 def upload_everywhere(providers: dict, key: str, payload: bytes | str, md5: str) -> list:
     """Send one object to every provider (one thread each when several); raise the first failure."""
     def send(provider):
@@ -235,7 +210,7 @@ def upload_everywhere(providers: dict, key: str, payload: bytes | str, md5: str)
     return [stored[s] for s in providers]
 
 
-def partition_writer(data: dict, run_prefix: str, suffix: str, gzip_level: int | None,
+def partition_writer(data: tuple, run_prefix: str, suffix: str, gzip_level: int | None,
                      hook: Callable[[int, int, str], None] | None = None):
     """The function each task runs over its partition's rows (``mapPartitions``).
 
@@ -265,12 +240,12 @@ def partition_writer(data: dict, run_prefix: str, suffix: str, gzip_level: int |
                     hook(partition, attempt, "serialized")
                 if encoded.rows == 0:
                     return []
-                mc = executor_multicloud(data)
-                upload_everywhere(mc.providers(), key, b"".join(head), encoded.md5.hexdigest())
+                mc = executor_providers(data)
+                upload_everywhere(mc.providers, key, b"".join(head), encoded.md5.hexdigest())
             else:
-                mc = executor_multicloud(data)
-                providers = mc.providers()
-                streamer = next((s for s, p in providers.items() if streams(p)), None)
+                mc = executor_providers(data)
+                providers = mc.providers
+                streamer = next((s for s, p in providers.items() if p.can(StreamUpload)), None)
                 rest = {s: p for s, p in providers.items() if s != streamer}
                 if rest:
                     spool = Spool(folder=local_folder())
@@ -285,7 +260,7 @@ def partition_writer(data: dict, run_prefix: str, suffix: str, gzip_level: int |
                         yield chunk
 
                 if streamer is not None:  # uploads parts while the rest of the partition is serialized
-                    stream_to_s3(providers[streamer], key, feed())
+                    providers[streamer].put_stream(feed(), key)
                 else:
                     for _ in feed():
                         pass
@@ -298,7 +273,7 @@ def partition_writer(data: dict, run_prefix: str, suffix: str, gzip_level: int |
                 hook(partition, attempt, "uploaded")
             return [{"partition": partition, "provider": s, "key": key, "uri": p.uri(key), "bytes": encoded.size,
                      "md5": encoded.md5.hexdigest(), "rows": encoded.rows, "attempt": attempt}
-                    for s, p in mc.providers().items()]
+                    for s, p in mc.providers.items()]
         except TruncatedInput:
             raise
         except MLAnalyticsError as e:  # already one line naming provider and key; redact anyway

@@ -1,22 +1,21 @@
-"""The configuration as plain data, so executors build their own providers.
+"""What executors get: each provider's settings, never a config file or a live client.
 
-The driver resolves the config once (file, environment overrides, interpolation) and keeps only
-what executors need: ``[COMMON]`` (retry policy, memory) and the chosen provider sections, with
-relative folder paths made absolute. Executors rebuild a :class:`MultiCloud` from that dict; no
-file or environment variable has to exist on them. The dict holds credentials: it travels only
-inside task closures (never in job descriptions, RDD names, logs or exceptions) and is never
-printed.
+The driver resolves the config once (file, environment overrides, interpolation) and builds its
+providers; what travels to executors is each provider's :class:`~ml_analytics.cloud_storage.base.ProviderSettings`
+(a frozen, picklable value: the class path and the arguments it was built with, relative folders
+already made absolute). Executors rebuild the providers from them, once per process, and keep them
+(clients and connections) for every task they run. The settings hold credentials: they travel only
+inside task closures (never in job descriptions, RDD names, logs or exceptions) and are never printed
+(their repr masks secret values).
 """
 
 from __future__ import annotations
 
-import configparser
-import os
 import threading
 
-from ..cloud_storage.cloud import MultiCloud
-from ..cloud_storage.registry import registry
-from ..config import COMMON_SECTION, Config
+from ..cloud_storage.base import CloudProvider, ProviderSettings
+from ..config import Config
+from ..multicloud import MultiCloud
 
 
 def open_multicloud(config=None, sections=None) -> MultiCloud:
@@ -28,41 +27,33 @@ def open_multicloud(config=None, sections=None) -> MultiCloud:
     return MultiCloud(config, sections=sections)
 
 
-def config_data(mc: MultiCloud) -> dict:
-    """What executors need to build the same providers: resolved values of COMMON and providers."""
-    sections: dict[str, dict[str, str]] = {}
-    if mc.config.has_section(COMMON_SECTION):
-        sections[COMMON_SECTION] = mc.config.values(COMMON_SECTION)
-    for section in mc.sections:
-        values = mc.config.values(section)
-        for opt in registry.get(section).options:
-            if opt.kind == "path" or opt.name == "root":
-                if opt.name in values:
-                    values[opt.name] = os.path.abspath(os.path.expanduser(values[opt.name]))
-                elif opt.default is not None and opt.default.startswith("."):
-                    values[opt.name] = os.path.abspath(opt.default)
-        sections[section] = values
-    return {"path": mc.config.path, "providers": list(mc.sections), "sections": sections}
+def shipped_settings(mc: MultiCloud) -> tuple[tuple[str, ProviderSettings], ...]:
+    """What executors need to build the same providers: (section, settings) of each, in order."""
+    return tuple((section, provider.settings) for section, provider in mc.providers().items())
 
 
-def multicloud_from_data(data: dict) -> MultiCloud:
-    parser = configparser.ConfigParser(interpolation=None)  # values are already resolved
-    parser.optionxform = str.lower
-    parser.read_dict(data["sections"])
-    config = Config(parser=parser, path=data["path"], env={})
-    return MultiCloud(config=config, sections=data["providers"])
+class ExecutorProviders:
+    """The providers an executor built from shipped settings."""
+
+    def __init__(self, shipped: tuple[tuple[str, ProviderSettings], ...]):
+        self.providers: dict[str, CloudProvider] = {section: settings.build() for section, settings in shipped}
+
+    @property
+    def secrets(self) -> set[str]:
+        found: set[str] = set()
+        for provider in self.providers.values():
+            found |= provider.secrets
+        return found
 
 
-_cache: dict[int, MultiCloud] = {}
+_cache: dict[tuple, ExecutorProviders] = {}
 _cache_lock = threading.Lock()
 
 
-def executor_multicloud(data: dict) -> MultiCloud:
-    """One MultiCloud per executor process and config, reused by every task it runs (clients and
-    connections are kept between partitions)."""
-    key = hash(repr(sorted((s, sorted(v.items())) for s, v in data["sections"].items())) + repr(data["providers"]))
+def executor_providers(shipped: tuple[tuple[str, ProviderSettings], ...]) -> ExecutorProviders:
+    """One set of providers per executor process and settings, reused by every task it runs."""
     with _cache_lock:
-        mc = _cache.get(key)
-        if mc is None:
-            mc = _cache[key] = multicloud_from_data(data)
-        return mc
+        found = _cache.get(shipped)
+        if found is None:
+            found = _cache[shipped] = ExecutorProviders(shipped)
+        return found

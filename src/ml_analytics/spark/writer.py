@@ -26,7 +26,7 @@ from ..errors import StorageError, UsageError, one_line, redact
 from ..keys import object_key
 from .removal import delete_keys, remove_run, run_objects
 from .manifest import MANIFEST_NAME, Manifest, ManifestObject, now
-from .shipping import config_data, open_multicloud
+from .shipping import open_multicloud, shipped_settings
 
 COMPRESSIONS = {None: ".json", "gzip": ".json.gz"}
 KILL_GRACE = 2.5  # seconds: Spark destroys a killed task's Python worker after spark.python.task.killTimeout (2 s)
@@ -74,7 +74,7 @@ def write_partitions(df, prefix: str, *, config=None, sections=None, compression
                                      "(another run's); choose a new run_id or remove that run first")
         sc = df.sparkSession.sparkContext
         rows = RDD(json_lines(df), sc, FramedRows())
-        task = partition_writer(config_data(mc), run, COMPRESSIONS[compression],
+        task = partition_writer(shipped_settings(mc), run, COMPRESSIONS[compression],
                                 compresslevel if compression else None, _task_hook)
         written = rows.mapPartitions(task).setName(f"ml-analytics write_partitions {run}")
         group = f"ml-analytics-{run_id}"

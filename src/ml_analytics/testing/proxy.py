@@ -23,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 
 @dataclass
@@ -37,13 +37,6 @@ class Request:
     @property
     def head(self) -> str:
         return f"{self.method} {self.target}\n" + "\n".join(f"{k}: {v}" for k, v in self.headers.items())
-
-
-@dataclass
-class Response:
-    status: int
-    head: bytes
-    body: bytes
 
 
 Rule = Callable[[Request], object]

@@ -1,4 +1,4 @@
-"""The ``ml-analytics compat`` commands (attached to the CLI group on start-up)."""
+"""``ml-analytics compat install``: the drop-in for a deployment's ``cloud_storage/``."""
 
 from __future__ import annotations
 
@@ -7,15 +7,16 @@ from pathlib import Path
 
 import click
 
-from ..cli import EXIT_OK, _output, cli
+from ..errors import EXIT_OK
+from .common import output_for
 
 
-@cli.group()
-def compat() -> None:
+@click.group("compat")
+def compat_command() -> None:
     """Drop-in for the ml-analytics-service deployment (its jobs keep their code)."""
 
 
-@compat.command("install")
+@compat_command.command("install")
 @click.argument("folder", type=click.Path(file_okay=True, dir_okay=True))
 @click.option("--force", is_flag=True, help="Replace modules this command did not write (a backup is kept).")
 @click.pass_context
@@ -25,9 +26,9 @@ def install_command(ctx, folder, force):
     The jobs' `from cloud import MultiCloud` then uploads through this ml-analytics (run out of
     process, in this environment) with FOLDER/../config.ini.
     """
-    from .install import install, ml_analytics_command, version
+    from ..compat.install import install, ml_analytics_command, version
 
-    output = _output(ctx)
+    output = output_for(ctx)
     command = ml_analytics_command()
     actions = install(folder, force=force, command=command)
     for a in actions:

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import click
 
-from .cli import EXIT_OK, _output, cli
-from .errors import UsageError
+from ..errors import EXIT_OK, UsageError
+from .common import output_for
 
 
 def skeleton(sections: list[str]) -> str:
-    from .cloud_storage.registry import registry
+    from ..cloud_storage.registry import registry
 
     lines = ["# ml-analytics config, written by `ml-analytics init`.",
              "# Empty values count as unset; any key can also come from ML_ANALYTICS_<SECTION>_<KEY>.",
@@ -37,16 +37,16 @@ def skeleton(sections: list[str]) -> str:
     return "\n".join(lines)
 
 
-@cli.command()
+@click.command()
 @click.option("--provider", "providers", multiple=True, metavar="NAME",
               help="Provider section to include (repeatable; default LOCAL).")
 @click.option("-o", "--output", "out", default="config.ini", show_default=True,
               help="File to write, or - for standard output.")
 @click.option("--force", is_flag=True, help="Overwrite an existing file.")
 @click.pass_context
-def init(ctx, providers, out, force):
+def init_command(ctx, providers, out, force):
     """Write a commented config.ini skeleton for the chosen providers."""
-    output = _output(ctx)
+    output = output_for(ctx)
     text = skeleton(list(providers) or ["LOCAL"])
     if out == "-":
         sys.stdout.write(text)

@@ -1,4 +1,5 @@
-"""The few Blob service requests an upload needs, signed with Shared Key or SAS, sent through :mod:`._http`.
+"""The few Blob service requests an upload needs, signed with Shared Key or SAS, sent through
+:mod:`ml_analytics.httpclient` (its retry loop, timeouts and answer caps).
 
 Put Blob, Put Block, Put Block List, Get Block List and Get Blob Properties. This is the upload path
 of :mod:`.ms_azure`: azure-storage-blob's per-call pipeline costs ~1.2-1.8 ms of CPU per small blob
@@ -16,8 +17,8 @@ import hmac
 from email.utils import formatdate
 from urllib.parse import quote, unquote, urlsplit
 
+from ..httpclient import Endpoint, Reply, RequestFailed
 from ..retry import RetryPolicy
-from ._http import Endpoint, Reply, RequestFailed
 
 __all__ = ["BlobRest", "Reply", "RequestFailed", "error_code"]
 

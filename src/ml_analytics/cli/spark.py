@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import click
 
-from ..cli import EXIT_OK, _load_multicloud, _output, cli, config_option
+from ..errors import EXIT_OK
+from .common import config_option, load_multicloud, output_for
 
 
-@cli.command()
+@click.command()
 @click.option("--run", "run", required=True, metavar="PREFIX/RUN_ID", help="The run's folder in the bucket.")
 @click.option("--to", "to", multiple=True, metavar="SECTION", help="Only these provider sections (repeatable).")
 @click.option("--force", is_flag=True, help="Remove the run even if it holds a manifest (is committed).")
@@ -15,16 +16,17 @@ from ..cli import EXIT_OK, _load_multicloud, _output, cli, config_option
 @click.option("--json", "json_mode", is_flag=True, help="Print one JSON document.")
 @config_option
 @click.pass_context
-def cleanup(ctx, run, to, force, dry_run, json_mode, config_path):
+def cleanup_command(ctx, run, to, force, dry_run, json_mode, config_path):
     """Remove the objects of an unfinished write_partitions run from every provider."""
-    from .removal import cleanup as remove
+    from .. import schema
+    from ..spark.removal import cleanup as remove
 
-    output = _output(ctx, json_mode)
-    mc = _load_multicloud(config_path, to, output)
+    output = output_for(ctx, json_mode)
+    mc = load_multicloud(config_path, to, output)
     with mc:
         found = remove(run, config=mc, force=force, dry_run=dry_run)
         if json_mode:
-            output.json({"ok": True, "run": run, "dry_run": dry_run, "removed": found})
+            output.json(schema.cleanup(run=run, dry_run=dry_run, removed=found))
         else:
             verb = "would remove" if dry_run else "removed"
             for section, keys in found.items():

@@ -1,0 +1,64 @@
+"""``ml-analytics check``: the config valid, every configured bucket reachable and writable, Druid too."""
+
+from __future__ import annotations
+
+import click
+
+from ..errors import EXIT_FAILED, EXIT_OK, EXIT_USAGE, MLAnalyticsError, one_line
+from .common import config_option, load_config, output_for
+
+
+@click.command()
+@config_option
+@click.option("--offline", is_flag=True, help="Only validate the config; do not contact the stores.")
+@click.option("--json", "json_mode", is_flag=True, help="Print one JSON document.")
+@click.pass_context
+def check_command(ctx, config_path, offline, json_mode):
+    """Validate the config and prove each configured bucket is reachable and writable."""
+    from .. import schema
+    from ..cloud_storage.registry import registry
+    from ..config import DRUID_SECTION
+    from ..druid.checks import check_druid
+
+    output = output_for(ctx, json_mode)
+    config = load_config(config_path, output)
+    rows = []
+    worst = EXIT_OK
+    provider_sections = [s for s in config.sections() if registry.is_provider(s)]
+    if not provider_sections:
+        rows.append({"section": "-", "status": "error", "message": f"{config.path}: no storage provider section"})
+        worst = EXIT_USAGE
+    for section in provider_sections:
+        if config.is_blank(section):
+            rows.append({"section": section, "status": "skipped", "message": "not configured (all values empty)"})
+            continue
+        provider = None
+        try:
+            provider = registry.get(section).from_config(config, section)
+            output.add_secrets(provider.secrets)
+            message = "config valid (not contacted)" if offline else provider.check()
+            rows.append({"section": section, "status": "ok", "message": message})
+        except MLAnalyticsError as e:
+            worst = max(worst, e.exit_code)
+            rows.append({"section": section, "status": "error", "message": str(e)})
+        except Exception as e:  # library errors during a probe
+            worst = max(worst, EXIT_FAILED)
+            rows.append({"section": section, "status": "error", "message": f"{type(e).__name__}: {one_line(e)}"})
+        finally:
+            if provider is not None:
+                provider.close()
+    if config.has_section(DRUID_SECTION) and not config.is_blank(DRUID_SECTION):
+        try:
+            rows.append({"section": DRUID_SECTION, "status": "ok", "message": check_druid(config, offline)})
+        except MLAnalyticsError as e:
+            worst = max(worst, e.exit_code)
+            rows.append({"section": DRUID_SECTION, "status": "error", "message": str(e)})
+    if json_mode:
+        output.json(schema.check(ok=worst == EXIT_OK, config=config.path, sections=rows))
+    else:
+        output.out(f"config: {config.path}")
+        for row in rows:
+            mark = {"ok": "ok  ", "skipped": "skip", "warning": "warn", "error": "FAIL"}[row["status"]]
+            line = f"{mark}  [{row['section']}] {one_line(row['message'], 2000)}"
+            (output.out if row["status"] != "error" else output.err)(line)
+    ctx.exit(worst)
