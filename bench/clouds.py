@@ -45,6 +45,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
+_AZURITE = Path(__file__).resolve().parents[1] / "tests" / "node" / "node_modules" / ".bin" / "azurite-blob"
+if _AZURITE.exists():
+    os.environ.setdefault("ML_ANALYTICS_AZURITE_BLOB", str(_AZURITE))
 from azure_sdk_raw import sdk_put_all  # noqa: E402
 from upload import Runner, make_data, native_binary  # noqa: E402
 

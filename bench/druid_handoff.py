@@ -1,6 +1,6 @@
 """Druid handoff benchmark: seconds from ``ml-analytics push`` starting to the rows being queryable.
 
-Starts a real single-machine Druid (``ml_analytics.testing.druid``, laid out from Maven Central on
+Starts a real single-machine Druid (``tests/harness/druid.py``, laid out from Maven Central on
 first use) and SeaweedFS on loopback, then times ``push`` of 1 file and of 100 files (the 300 rows of
 examples/data/sl_projects.json, split evenly) from LOCAL and from S3. ``push`` returns once Druid's
 SQL answers the promised row count, and the count is checked again afterwards. Also prints how long
@@ -24,6 +24,7 @@ import uuid
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "tests"))  # the Druid harness lives beside the tests
 DATA = REPO / "examples" / "data" / "sl_projects.json"
 SPEC = json.loads((REPO / "examples" / "specs" / "sl-project.json").read_text())
 
@@ -76,7 +77,7 @@ def main() -> None:
     parser.add_argument("--reps", type=int, default=3)
     args = parser.parse_args()
 
-    from ml_analytics.testing.druid import DruidCluster, assemble
+    from harness.druid import DruidCluster, assemble
     from ml_analytics.testing.servers import SeaweedFS
 
     t = time.perf_counter()

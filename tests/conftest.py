@@ -13,6 +13,10 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLE_DATA = REPO / "examples" / "data"
+# Azurite, installed by the README's test command (npm ci --prefix tests/node), for the server helpers.
+_NODE_BIN = REPO / "tests" / "node" / "node_modules" / ".bin" / "azurite-blob"
+if _NODE_BIN.exists():
+    os.environ.setdefault("ML_ANALYTICS_AZURITE_BLOB", str(_NODE_BIN))
 
 
 @dataclass

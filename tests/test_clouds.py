@@ -193,7 +193,7 @@ def test_azure_connection_string_with_a_sas_uploads_blocks(azurite, tmp_path):
 def test_azure_uploads_over_tls_small_and_big_and_a_bad_certificate_is_refused(azurite, tmp_path):
     """The upload requests are written and read by this project on the TLS socket http.client opened."""
     from ml_analytics.errors import NetworkError
-    from ml_analytics.testing.druid import TLSFront
+    from harness.druid import TLSFront
 
     container = azurite.create_container(fresh_name("tls"))
     front = TLSFront(tmp_path / "tls", "localhost", azurite.port).start()

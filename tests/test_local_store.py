@@ -81,25 +81,36 @@ def test_file_changing_while_read_is_not_stored(store, tmp_path, monkeypatch):
 
 
 def test_killed_mid_write_leaves_no_partial_object(tmp_path):
-    """SIGKILL a writer in the middle of a large write: the final name never holds a partial file."""
+    """SIGKILL a writer in the middle of a large write: the final name never holds a partial file.
+    The writer is slowed down (a block every 20 ms) so that the kill provably lands mid-write."""
     root = tmp_path / "root"
     big = tmp_path / "big"
-    big.write_bytes(os.urandom(1024 * 1024) * 256)  # 256 MiB
-    code = ("from ml_analytics.cloud_storage.local import Local; import sys;"
-            f"Local(root={str(root)!r}, bucketName='b').put_file({str(big)!r}, 'k/big'); print('done')")
-    proc = subprocess.Popen([sys.executable, "-c", code])
+    big.write_bytes(os.urandom(1024 * 1024) * 64)  # 64 MiB, 64 blocks of 1 MiB
+    code = ("import time; from ml_analytics.cloud_storage.local import Local; import ml_analytics.source as s\n"
+            "orig = s.SourceFile.chunks\n"
+            "def slow(self, size=1 << 20):\n"
+            "    for b in orig(self, 1 << 20):\n"
+            "        time.sleep(0.02); yield b\n"
+            "s.SourceFile.chunks = slow\n"
+            f"Local(root={str(root)!r}, bucketName='b').put_file({str(big)!r}, 'k/big'); print('done')\n")
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
     deadline = time.time() + 30
+    written = 0
     while time.time() < deadline:
         tmps = list((root / "b" / "k").glob(".ml-analytics-tmp-*")) if (root / "b" / "k").exists() else []
-        if tmps and tmps[0].stat().st_size > 0:
+        written = tmps[0].stat().st_size if tmps else 0
+        if written >= 4 * 1024 * 1024:
             break
         time.sleep(0.005)
     proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    out, _ = proc.communicate()
+    assert proc.returncode == -signal.SIGKILL and "done" not in out  # killed, not finished
+    assert 0 < written < big.stat().st_size, written  # the kill landed mid-write
     final = root / "b" / "k" / "big"
-    assert not final.exists() or final.stat().st_size == big.stat().st_size
+    assert not final.exists()
+    assert list((root / "b" / "k").glob(".ml-analytics-tmp-*")), "the partial data stays under a temporary name"
     store = Local(root=str(root), bucketName="b")
-    assert [i.key for i in store.list()] in ([], ["k/big"])  # temp files are never listed as objects
+    assert [i.key for i in store.list()] == []  # temp files are never listed as objects
 
 
 def test_root_that_is_a_file_or_a_bucket_that_escapes_is_a_config_error(cli, tmp_path, write_config):

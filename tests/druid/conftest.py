@@ -12,7 +12,7 @@ import pytest
 
 @pytest.fixture(scope="session")
 def real_druid(seaweed, azurite, tmp_path_factory):
-    from ml_analytics.testing.druid import DruidCluster, assemble
+    from harness.druid import DruidCluster, assemble
     from ml_analytics.testing.servers import AZURITE_ACCOUNT, AZURITE_KEY
 
     cluster = DruidCluster(workdir=tmp_path_factory.mktemp("druid"), layout=assemble(),

@@ -144,3 +144,34 @@ def test_a_signal_mid_batch_keeps_the_previous_object_on_azure_and_gcs(tmp_path,
     assert stored["p/a-big.bin"] == expected
     assert {r["key"] for r in doc["results"] if r["status"] == "uploaded"} <= set(stored)
     assert len(stored) < 301 and target.leftovers() == []
+
+
+def test_a_second_ctrl_c_ends_the_process_at_once(tmp_path, seaweed):
+    """The first SIGINT asks the batch to stop and waits for uploads in flight; a second one ends the
+    process at once (the default action), however long those uploads would still take."""
+    bucket = seaweed.create_bucket(fresh_name("twice"))
+    data = tmp_path / "data"
+    data.mkdir()
+    for i in range(8):
+        (data / f"r{i}.json").write_text(f'{{"row": {i}}}\n')
+    stuck = FaultProxy(seaweed.port, rule=F.always(("stall", 60)))  # every request hangs for a minute
+    try:
+        cfg = _config(tmp_path, seaweed, bucket, endpoint=stuck.endpoint)
+        proc = subprocess.Popen([sys.executable, "-m", "ml_analytics", "upload", str(data), "--config", str(cfg)],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        deadline = time.time() + 30
+        while time.time() < deadline and len(stuck.requests) < 4:  # uploads are in flight, stalled
+            time.sleep(0.05)
+        assert stuck.requests, "no upload reached the store"
+        proc.send_signal(signal.SIGINT)
+        time.sleep(1.0)
+        assert proc.poll() is None, "the first Ctrl-C should wait for the uploads in flight"
+        started = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=10)
+        assert time.monotonic() - started < 5
+        assert proc.returncode in (-signal.SIGINT, 130), proc.returncode
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        stuck.close()

