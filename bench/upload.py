@@ -99,9 +99,10 @@ class Runner:
         if proc.returncode != 0:
             raise RuntimeError(f"{cmd[0]} failed ({proc.returncode}): {proc.stderr[-800:]}")
 
-    def project(self, path: Path, directory: bool) -> None:
+    def project(self, path: Path, directory: bool, src: str | None = None) -> None:
+        env = dict(self.env, PYTHONPATH=src) if src else None
         self.run([sys.executable, "-m", "ml_analytics", "upload", str(path), "--prefix", self.prefix(),
-                  "--config", str(self.config), "--json"])
+                  "--config", str(self.config), "--json"], **({"env": env} if env else {}))
 
 
 class Bench(Runner):
@@ -215,6 +216,8 @@ def main() -> None:
     ap.add_argument("--data", type=Path, default=Path(tempfile.gettempdir()) / "ml-analytics-bench-data")
     ap.add_argument("--only", default="", help="comma-separated tool names to run")
     ap.add_argument("--quick", action="store_true", help="64 MiB, 500 files, 256 MiB, 1 repetition")
+    ap.add_argument("--baseline", metavar="SRC", help="also time this project from another checkout's src/ folder "
+                                                      "(e.g. a git worktree of an earlier commit), side by side")
     args = ap.parse_args()
     if args.quick:
         args.reps, args.big_mib, args.small_count, args.huge_mib, args.seed_files = 1, 64, 500, 256, 100
@@ -234,6 +237,10 @@ def main() -> None:
         if args.only:
             keep = args.only.split(",")
             tools = [t for t in tools if any(k in t[0] for k in keep) or t[0] == "ml-analytics upload"]
+        if args.baseline:
+            src = str(Path(args.baseline).resolve())
+            tools.insert(1, (f"ml-analytics upload, baseline ({args.baseline})",
+                             lambda path, directory: b.project(path, directory, src=src), None))
         # A fresh store allocates its volumes on the first writes: warm it up untimed, or the first
         # tool measured (this project) pays for that.
         b.obstore_raw(data["big"], False)

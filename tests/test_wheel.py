@@ -19,10 +19,16 @@ CLEAN_ENV = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYT
 
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory) -> Path:
+    """Both wheels, built from copies (a build writes build/ and *.egg-info next to its sources)."""
     out = tmp_path_factory.mktemp("wheel")
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(out),
-                    str(REPO), str(REPO / "examples" / "provider-plugin")], check=True, capture_output=True,
-                   timeout=300, env=CLEAN_ENV)
+    copies = tmp_path_factory.mktemp("sources")
+    ignore = shutil.ignore_patterns("__pycache__", "*.egg-info", "build", "node_modules", ".git")
+    shutil.copytree(REPO / "src", copies / "project" / "src", ignore=ignore)
+    shutil.copy2(REPO / "pyproject.toml", copies / "project")
+    shutil.copy2(REPO / "README.md", copies / "project")
+    shutil.copytree(REPO / "examples" / "provider-plugin", copies / "plugin", ignore=ignore)
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(out), str(copies / "project"),
+                    str(copies / "plugin")], check=True, capture_output=True, timeout=300, env=CLEAN_ENV)
     return out
 
 

@@ -2,9 +2,9 @@
 
 A spec comes from a ``[DRUID]`` config key holding one-line JSON (``project_injestion_spec``,
 spelled as the deployment spells it) or from a JSON file. :func:`point_spec` replaces
-``spec.ioConfig.inputSource`` with the input source of the provider Druid reads from (built by
-the provider itself: ``s3``, ``s3`` + ``endpointConfig``, ``google``, ``azure`` /
-``azureStorage``, ``local``, ``http``) and sets ``appendToExisting`` when asked.
+``spec.ioConfig.inputSource`` with the input source Druid reads the uploaded objects with (built in
+:mod:`.sources` from where the provider says its objects live: ``s3``, ``s3`` + ``endpointConfig``,
+``google``, ``azure`` / ``azureStorage``, ``local``, ``http``) and sets ``appendToExisting`` when asked.
 :func:`validate_spec` refuses, with one clear message, what Druid would refuse or fail on.
 """
 

@@ -47,7 +47,8 @@ def write_partitions(df, prefix: str, *, config=None, sections=None, compression
     """Write every partition of ``df`` as newline-delimited JSON to every configured provider.
 
     ``config``: a config.ini path, a :class:`~ml_analytics.config.Config`, a MultiCloud, or None
-    (``$ML_ANALYTICS_CONFIG``, ``./config.ini``, else the embedded LOCAL store); ``sections``:
+    (``$ML_ANALYTICS_CONFIG``, else ``./config.ini``, else the environment; with none of them a
+    ConfigError says where it looked); ``sections``:
     only these providers. ``compression``: None or ``"gzip"``. Returns the written
     :class:`Manifest` (``.rows``, ``.objects``, ``.uri``).
     """
