@@ -83,6 +83,68 @@ _PLACEHOLDER = re.compile(r"\{\{.*?\}\}")  # Jinja-style; valid JSON never conta
 _SECRET_NAME = re.compile(r"(?i)(secret|password|passwd|token|sas|account_key|access_key|connection_string|credential|private)")
 
 
+def _read_regular(path: Path) -> bytes:
+    """A file's bytes, opened without blocking and refused unless it is (still) a regular file."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(0, "not a regular file")
+        os.set_blocking(fd, True)
+        with os.fdopen(fd, "rb", closefd=False) as fh:
+            return fh.read()
+    finally:
+        os.close(fd)
+
+
+# -- values no library should see ----------------------------------------------------------------------
+def control_character(value: str) -> str | None:
+    """The first control character in ``value`` (line breaks, tabs, NUL, DEL...), as ``U+000A``, or None."""
+    for ch in value:
+        if ord(ch) < 0x20 or ord(ch) == 0x7F:
+            return f"U+{ord(ch):04X}"
+    return None
+
+
+_HOST_CHARS = re.compile(r"[A-Za-z0-9.\-_~%]+")
+
+
+def url_problem(url: str, *, schemes=("http", "https")) -> str | None:
+    """Why ``url`` is not an endpoint URL a client can use (None when it is): scheme, host, port range,
+    brackets, spaces and characters a host cannot have, checked before any library sees it (a Rust
+    library panics on some of them instead of raising)."""
+    from urllib.parse import urlsplit
+
+    if control_character(url):
+        return f"contains a control character ({control_character(url)})"
+    if any(c.isspace() for c in url):
+        return "contains a space"
+    try:
+        parts = urlsplit(url)
+    except ValueError as e:  # "Invalid IPv6 URL": an unclosed [
+        return f"is not a URL (unbalanced bracket? {e})"
+    if parts.scheme not in schemes or not parts.netloc:
+        return f"must be an {' or '.join(schemes)} URL like {schemes[-1]}://host:port"
+    host = parts.netloc.rpartition("@")[2]
+    if "[" in host or "]" in host:
+        inside = host[host.find("[") + 1: host.find("]")] if "[" in host and "]" in host else ""
+        if host.count("[") != 1 or host.count("]") != 1 or not inside or not all(c in "0123456789abcdefABCDEF:."
+                                                                                  for c in inside):
+            return "has an unbalanced bracket or a bad IPv6 address"
+    try:
+        port = parts.port
+    except ValueError:
+        return "has a port out of range (1-65535) or not a number"
+    if port == 0:
+        return "has a port out of range (1-65535)"
+    name = parts.hostname or ""
+    if not name:
+        return "has no host"
+    if not name.startswith("[") and ":" not in name and not _HOST_CHARS.fullmatch(name):
+        bad = next(c for c in name if not _HOST_CHARS.fullmatch(c))
+        return f"has a character a host name cannot have ({bad!r})"
+    return None
+
+
 def looks_secret(key: str) -> bool:
     return bool(_SECRET_NAME.search(key))
 
@@ -104,9 +166,14 @@ class Config:
 
     parser: configparser.ConfigParser
     path: str  # file path, EMBEDDED_NAME or ENVIRONMENT_NAME
-    env: dict[str, str] = field(default_factory=dict)
-    _env_values: dict[tuple[str, str], str] = field(default_factory=dict)
+    env: dict[str, str] = field(default_factory=dict, repr=False)
+    _env_values: dict[tuple[str, str], str] = field(default_factory=dict, repr=False)
     ignored_env: list[str] = field(default_factory=list)  # variables naming a section the file lacks
+    replaced_env: list[tuple[str, str, str]] = field(default_factory=list)  # (variable, section, key) it replaced
+    announced: bool = field(default=False, repr=False)  # its warnings were shown (once per run)
+
+    def __repr__(self) -> str:  # never the environment or a value: they may be credentials
+        return f"Config(path={self.path!r}, sections={self.sections()!r})"
 
     # -- loading -----------------------------------------------------------------------
     @classmethod
@@ -130,7 +197,7 @@ class Config:
             cfg._read_file(Path(chosen))
             cfg._apply_env(cfg.parser.sections(), known=tuple(known_sections) + (COMMON_SECTION, DRUID_SECTION))
         else:
-            from_env = {k for k in (_env_key(v, known_sections) for v in env) if k}
+            from_env = {k for k in (_env_key(v, known_sections) for v, value in env.items() if value.strip()) if k}
             if from_env:  # environment-only configuration
                 cfg = cls(parser=parser, path=ENVIRONMENT_NAME, env=env)
                 cfg._apply_env(tuple(known_sections) + (COMMON_SECTION, DRUID_SECTION))
@@ -148,12 +215,18 @@ class Config:
 
     def _read_file(self, p: Path) -> None:
         where = self.path
-        if not p.exists():
-            raise ConfigError("config file not found", path=where)
-        if p.is_dir():
-            raise ConfigError("is a directory, not a config file", path=where)
         try:
-            text = p.read_text(encoding="utf-8-sig")  # a leading byte-order mark is not part of the text
+            st = os.stat(p)
+        except FileNotFoundError:
+            raise ConfigError("config file not found", path=where) from None
+        except OSError as e:
+            raise ConfigError(f"cannot read config file: {e.strerror}", path=where) from None
+        if stat.S_ISDIR(st.st_mode):
+            raise ConfigError("is a directory, not a config file", path=where)
+        if not stat.S_ISREG(st.st_mode):  # a FIFO would wait forever for a writer
+            raise ConfigError("is not a regular file (a FIFO, socket or device?), not a config file", path=where)
+        try:
+            text = _read_regular(p).decode("utf-8-sig")  # a leading byte-order mark is not part of the text
         except PermissionError:
             raise ConfigError("config file is not readable (permission denied)", path=where) from None
         except UnicodeDecodeError as e:
@@ -177,13 +250,22 @@ class Config:
         ``known`` section (the file lacks it) in :attr:`ignored_env`."""
         present = {s.upper(): s for s in self.parser.sections()}
         for var, value in sorted(self.env.items()):
+            if not value.strip():
+                continue  # an empty value counts as unset, in the environment as in the file
             found = _env_key(var, sections)
             if found is None:
                 if _env_key(var, known):
                     self.ignored_env.append(var)
                 continue
             section, key = found
-            self._env_values[(present.get(section.upper(), section), key)] = value
+            real = present.get(section.upper(), section)
+            if self.parser.has_option(real, key) and self.parser.get(real, key, raw=True).strip():
+                self.replaced_env.append((var, real, key))
+            self._env_values[(real, key)] = value
+
+    def notices(self) -> list[str]:
+        """What a run should say once about where values came from: variables that replaced file values."""
+        return [f"${var} replaces [{section}] {key} from {self.path}" for var, section, key in self.replaced_env]
 
     def check_numbers(self) -> None:
         """Every number [COMMON] may hold is checked now, whether or not a provider reads it."""

@@ -31,6 +31,17 @@ def path_keys(sections=None) -> dict[str, set[str]]:
     return registry.path_keys(sections)
 
 
+def config_warnings(config: Config) -> list[str]:
+    """What a run says once about its config: variables that replaced file values, sections nobody
+    claims (a typo such as [GCS]), providers that failed to load or replace a built-in."""
+    lines = [f"notice: {n}" for n in config.notices()]
+    for section, closest in registry.unclaimed(config):
+        hint = f"; did you mean [{closest}]?" if closest else ""
+        lines.append(f"section [{section}] in {config.path} is not a provider, not this project's and not one the "
+                     f"ml-analytics jobs use: ignored{hint}")
+    return lines + registry.unannounced()
+
+
 def config_secrets(config: Config) -> set[str]:
     """Every credential value in ``config``: declared secret keys of its provider sections, and keys
     whose names look secret (except declared file paths)."""
@@ -46,8 +57,10 @@ class MultiCloud:
         # No config found: a ConfigError naming where it looked; never a silent local default.
         self.config = config or Config.load(config_path, known_sections=tuple(registry.known_names()))
         registry.prepare(self.config)  # drop-in folder loaded; a section whose provider is broken fails here
-        for warning in registry.unannounced():
-            log.warning("%s", warning)
+        if not self.config.announced:  # the command line has said these already
+            self.config.announced = True
+            for warning in config_warnings(self.config):
+                log.warning("%s", warning)
         # Unset: each provider's own default_concurrency. Bounds: config.COMMON_NUMBERS.
         self.concurrency = concurrency or self.config.number(COMMON_SECTION, "concurrency")
         memory_mib = self.config.number(COMMON_SECTION, "memory_limit_mib")

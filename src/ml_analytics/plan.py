@@ -53,11 +53,11 @@ def plan_uploads(paths: Sequence[str | os.PathLike], prefix: str = "", *,
                  follow_symlinks: bool = False) -> Plan:
     """Expand files and folders into planned uploads.
 
-    A path named explicitly must be a readable regular file (or a folder): otherwise nothing is
-    planned and one error names it. Inside a folder, special files (FIFO, socket, device,
-    dangling link, link loop, unreadable file) are skipped and listed in ``Plan.skipped``; a name
-    that makes a bad key, or a link leading outside the folder (not followed unless asked), still
-    refuses the whole batch before anything is sent. ``follow_symlinks`` follows links to files
+    A path named explicitly must be a readable regular file (or a folder) with a name that makes a
+    valid key: otherwise nothing is planned and one error names it. Inside a folder, special files
+    (FIFO, socket, device, dangling link, link loop, unreadable file) and names that cannot be keys
+    (a line break in them) are skipped and listed in ``Plan.skipped``; a link leading outside the
+    folder (not followed unless asked) still refuses the whole batch before anything is sent. ``follow_symlinks`` follows links to files
     and folders anywhere, each real folder walked once (a link loop is skipped, not followed).
     """
     from .source import check_regular_file
@@ -140,8 +140,8 @@ def _walk(base: str, prefix: str, follow: bool, planned: Plan, problems: list[st
                     continue
                 try:
                     planned.append(PlannedFile(full, object_key(prefix, rel), st.st_size))
-                except MLAnalyticsError as e:
-                    problems.append(str(e))
+                except MLAnalyticsError as e:  # a line break in a name, say: skipped like a special file
+                    planned.skipped.append((full, None, f"name cannot be an object key ({e})"))
             elif stat.S_ISDIR(st.st_mode):
                 if link and not follow:
                     continue  # a linked folder inside the tree: its files are reached by their real path

@@ -55,8 +55,9 @@ DOCUMENTS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
 
 
 def result(r) -> dict:
-    """One transfer result (:class:`ml_analytics.transfer.TransferResult`)."""
-    return {f: getattr(r, f) for f in RESULT_FIELDS}
+    """One transfer result (:class:`ml_analytics.transfer.TransferResult`): the fields of RESULT_FIELDS."""
+    return {"provider": r.provider, "key": r.key, "uri": r.uri, "bytes": r.bytes, "md5": r.md5, "status": r.status,
+            "error": r.error, "source": r.source}
 
 
 def batch_fields(*, summary: dict, ok: bool, second_pass: dict | None = None, dry_run: bool = False,

@@ -237,7 +237,9 @@ class TransferEngine:
         """One file to one provider; every outcome (skipped, uploaded, failed) is told to the breaker."""
         try:
             result = (skip_existing and self._skipped(section, provider, item)) or self._upload(section, provider, item)
-        except Exception as e:
+        except (KeyboardInterrupt, SystemExit, GeneratorExit):
+            raise
+        except BaseException as e:  # noqa: BLE001 (a library panic is a BaseException: still this file's failure)
             breaker.record(e)
             return self._failed(section, provider, item, e)
         breaker.record(None)
@@ -287,12 +289,15 @@ class TransferEngine:
                     item = next(queue, None)
                 if item is None:
                     return
-                if interrupt.requested():
-                    emit(self._interrupted(section, provider, item), final=True)
-                elif breaker.tripped:
-                    emit(self._not_attempted(section, provider, item, breaker), final=True)
-                else:
-                    emit(self._one(section, provider, item, skip_existing, breaker), final=False)
+                try:
+                    if interrupt.requested():
+                        emit(self._interrupted(section, provider, item), final=True)
+                    elif breaker.tripped:
+                        emit(self._not_attempted(section, provider, item, breaker), final=True)
+                    else:
+                        emit(self._one(section, provider, item, skip_existing, breaker), final=False)
+                except BaseException as e:  # noqa: BLE001 (never lose a file's result to a failing step)
+                    emit(self._failed(section, provider, item, e), final=True)
 
         threads = [threading.Thread(target=worker, name=f"upload-{section}-{i}")
                    for i in range(min(width, max(1, len(items))))]
@@ -302,11 +307,37 @@ class TransferEngine:
             t.join()
 
     def _lane(self, section, provider, items, skip_existing, emit) -> None:
-        """A provider's whole batch: a first pass, then a second pass for the files that failed
-        with a transient error after their own retries (rclone's whole-run retry, for one batch),
-        then the provider's end-of-batch clean-up (e.g. S3's sweep of orphaned multipart uploads).
-        The second pass runs only while the batch is inside its retry budget ([COMMON] retry_timeout):
-        a store that stays down is not waited on twice."""
+        """A provider's whole batch (see :meth:`_passes`), and then the check that every planned file got
+        exactly one result: whatever a worker or the lane died of, a file without one gets a failed
+        result saying so, so the totals always add up to the plan."""
+        emitted: set[str] = set()
+
+        def counted(result: TransferResult) -> None:
+            # No lock: keys are unique in a plan and each file is emitted by one thread at a time, so the
+            # check only guards the fallback below against a file that did get its result.
+            if result.key not in emitted:
+                emitted.add(result.key)
+                emit(result)
+
+        trouble: BaseException | None = None
+        try:
+            self._passes(section, provider, items, skip_existing, counted)
+        except BaseException as e:  # noqa: BLE001 (reported as the missing files' results below)
+            trouble = e
+            if isinstance(e, (KeyboardInterrupt, SystemExit)):
+                raise
+        finally:
+            missing = [item for item in items if item.key not in emitted]
+            why = f"{type(trouble).__name__}: {one_line(trouble, 200)}" if trouble else "no result was recorded"
+            for item in missing:
+                counted(self._failed(section, provider, item, StorageError(
+                    f"not uploaded: the upload stopped unexpectedly ({why})", provider=section, key=item.key)))
+
+    def _passes(self, section, provider, items, skip_existing, emit) -> None:
+        """A first pass, then a second pass for the files that failed with a transient error after their
+        own retries (rclone's whole-run retry, for one batch), then the provider's end-of-batch clean-up
+        (e.g. S3's sweep of orphaned multipart uploads). The second pass runs only while the batch is
+        inside its retry budget ([COMMON] retry_timeout): a store that stays down is not waited on twice."""
         started = time.time()
         width = self.concurrency or provider.default_concurrency
         breaker = StoreBreaker(max(16, 2 * width))  # two full waves of uploads failed, nothing succeeded

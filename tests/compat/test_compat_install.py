@@ -109,3 +109,17 @@ def test_shims_compile_under_python_3_6(tmp_path):
     r = subprocess.run([py36, "-c", "import sys, py_compile\nfor f in sys.argv[1:]: py_compile.compile(f, doraise=True)",
                         *files], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
+
+
+def test_the_shim_refuses_a_folder_as_file_name_as_the_library_does(tmp_path):
+    """upload_to_cloud(blob_Path, local_Path, file_Name) with file_Name an (empty) folder: the original and
+    the library refuse it; the shim used to return [] (nothing stored, no error)."""
+    dep = Deployment(tmp_path, f"[LOCAL]\nroot = {tmp_path / 'store'}\n")
+    assert dep.install("--force").returncode == 0
+    (tmp_path / "out" / "empty").mkdir(parents=True)
+    code = ("import sys; sys.path.insert(0, sys.argv[1]); from cloud import MultiCloud, CloudUploadError\n"
+            "try:\n    print(MultiCloud().upload_to_cloud('p', sys.argv[2], 'empty'))\n"
+            "except CloudUploadError as e:\n    print('refused:', e)\n")
+    out = subprocess.run([sys.executable, "-c", code, str(dep.cloud_storage), str(tmp_path / "out")],
+                         capture_output=True, text=True, timeout=120)
+    assert out.stdout.startswith("refused:") and "is a directory, expected a file" in out.stdout, out

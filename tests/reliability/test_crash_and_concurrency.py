@@ -20,7 +20,8 @@ def _small_files(d, n=400):
 
 def _config(tmp_path, server, bucket="test"):
     cfg = tmp_path / "c.ini"
-    cfg.write_text("[COMMON]\nmax_retries = 1\nretry_timeout = 3\nconnect_timeout = 1\nconcurrency = 4\n"
+    cfg.write_text("[COMMON]\nmax_retries = 1\nretry_timeout = 3\nconnect_timeout = 1\nrequest_timeout = 5\n"
+                   "concurrency = 4\n"
                    f"[S3]\nendpoint_url = {server.endpoint}\naccess_key = {server.access_key}\n"
                    f"secret_access_key = {server.secret_key}\nbucket_name = {bucket}\n"
                    f"[LOCAL]\nroot = {tmp_path / 'store'}\n")
@@ -68,6 +69,7 @@ def test_server_killed_mid_batch_then_rerun_uploads_only_what_is_missing(tmp_pat
         while time.time() < deadline and client.list_objects_v2(Bucket="test").get("KeyCount", 0) < 40:
             time.sleep(0.02)
         server.kill()  # SIGKILL, mid-batch
+        killed_at = time.monotonic()
         out, err = proc.communicate(timeout=120)
         assert proc.returncode == 1 and "Traceback" not in err
         import json
@@ -79,6 +81,10 @@ def test_server_killed_mid_batch_then_rerun_uploads_only_what_is_missing(tmp_pat
         assert all("cannot reach" in e or "kept failing" in e for e in errors), errors[:3]
         assert any("not attempted: the store looks down" in e for e in errors)  # not each one retried in turn
 
+        # The killed run's open multipart uploads are provably abandoned once idle longer than a part could
+        # take at these timeouts (retry_timeout + request_timeout + 5 s of clock grace): before that they
+        # might be a live writer's, and a re-run leaves them alone.
+        time.sleep(max(0.0, 13.5 - (time.monotonic() - killed_at)))
         server = SeaweedFS(workdir=tmp_path / "weed", port=server.port).start()  # same data, same port
         before = _stored(server)
         for key, body in before.items():  # whatever was stored is whole

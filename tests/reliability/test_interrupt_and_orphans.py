@@ -17,9 +17,9 @@ from ml_analytics.testing import faults as F
 from ml_analytics.testing.proxy import FaultProxy
 
 
-def _config(tmp_path, seaweed, bucket, endpoint=None):
+def _config(tmp_path, seaweed, bucket, endpoint=None, timeouts="retry_timeout = 10\n"):
     cfg = tmp_path / "c.ini"
-    cfg.write_text("[COMMON]\nmax_retries = 2\nretry_timeout = 10\nconcurrency = 4\n"
+    cfg.write_text(f"[COMMON]\nmax_retries = 2\n{timeouts}concurrency = 4\n"
                    f"[S3]\nendpoint_url = {endpoint or seaweed.endpoint}\naccess_key = {seaweed.access_key}\n"
                    f"secret_access_key = {seaweed.secret_key}\nbucket_name = {bucket}\npart_size_mib = 5\n")
     cfg.chmod(0o600)
@@ -75,9 +75,8 @@ def test_a_signal_stops_new_uploads_aborts_multipart_and_reports(tmp_path, seawe
 
 
 def test_orphans_of_an_earlier_run_are_aborted_by_the_next_run_of_the_same_keys(tmp_path, seaweed, monkeypatch):
-    from ml_analytics.cloud_storage import MultiCloud, s3_sweep
+    from ml_analytics.cloud_storage import MultiCloud
 
-    monkeypatch.setattr(s3_sweep, "ORPHAN_IDLE_SECONDS", 4)  # longer in real runs
     bucket = seaweed.create_bucket(fresh_name("orph"))
     client = seaweed.boto3_client()
     data = tmp_path / "data"
@@ -90,13 +89,13 @@ def test_orphans_of_an_earlier_run_are_aborted_by_the_next_run_of_the_same_keys(
             client.upload_part(Bucket=bucket, Key="p/big.bin", UploadId=upload["UploadId"], PartNumber=1,
                                Body=os.urandom(5 * 1024 * 1024))
     other = client.create_multipart_upload(Bucket=bucket, Key="p/someone-elses.bin")  # not ours: left alone
-    time.sleep(6)  # older than this run, idle longer than orphan_idle_seconds
+    time.sleep(9.5)  # older than this run, idle longer than a part could take at the timeouts below
     live = client.create_multipart_upload(Bucket=bucket, Key="p/big.bin")  # another writer, sending parts now
     client.upload_part(Bucket=bucket, Key="p/big.bin", UploadId=live["UploadId"], PartNumber=1, Body=b"x" * 100)
     time.sleep(5.5)  # begun before this run (more than its 5 s grace), but its part is recent
     client.upload_part(Bucket=bucket, Key="p/big.bin", UploadId=live["UploadId"], PartNumber=2, Body=b"x" * 100)
-    cfg = _config(tmp_path, seaweed, bucket)
-    with MultiCloud(cfg) as mc:
+    cfg = _config(tmp_path, seaweed, bucket, timeouts="request_timeout = 1\nretry_timeout = 3\n")
+    with MultiCloud(cfg) as mc:  # abandoned: no part for longer than 1 + 3 + 5 (grace) s at these timeouts
         results = mc.upload([data], "p")
     assert [r.status for r in results] == ["uploaded"]
     left = _open_uploads(client, bucket)

@@ -240,8 +240,10 @@ def test_credentials_never_follow_a_redirect_to_another_host(cli, tmp_path, writ
 def test_a_druid_answer_of_the_wrong_shape_is_one_line_and_the_document_is_printed(cli, tmp_path, write_config,
                                                                                    answer_doc):
     def druid(m, p, h, b, conn):
-        if m == "POST":
+        if m == "POST" and p.endswith("/task"):
             return answer(conn, 200, {"task": json.loads(b)["id"]})
+        if p.endswith("/sql"):
+            return answer(conn, 200, [{"cnt": 0}])
         return answer(conn, 200, answer_doc)
 
     stub = Stub(druid)

@@ -41,12 +41,19 @@ def check_command(ctx, config_path, offline, json_mode):
         except MLAnalyticsError as e:
             worst = max(worst, e.exit_code)
             rows.append({"section": section, "status": "error", "message": str(e)})
-        except Exception as e:  # library errors during a probe
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except BaseException as e:  # noqa: BLE001 (library errors during a probe, a library panic included)
             worst = max(worst, EXIT_FAILED)
             rows.append({"section": section, "status": "error", "message": f"{type(e).__name__}: {one_line(e)}"})
         finally:
             if provider is not None:
                 provider.close()
+    for section, closest in registry.unclaimed(config):
+        hint = f"; did you mean [{closest}]?" if closest else ""
+        rows.append({"section": section, "status": "warning",
+                     "message": f"not a provider, not this project's and not one the ml-analytics jobs use: "
+                                f"ignored{hint}"})
     if config.has_section(DRUID_SECTION) and not config.is_blank(DRUID_SECTION):
         try:
             rows.append({"section": DRUID_SECTION, "status": "ok", "message": check_druid(config, offline)})

@@ -97,14 +97,18 @@ def load_config(config_path, output: Output):
     """The config, with its secrets registered for redaction and a warning if others can read it."""
     from ..cloud_storage.registry import registry
     from ..config import Config, describe_source
-    from ..multicloud import config_secrets
+    from ..multicloud import config_secrets, config_warnings
 
     config = Config.load(config_path, known_sections=tuple(registry.known_names()), embedded_default=True)
     output.add_secrets(config_secrets(config))
     registry.prepare(config)
     output.add_secrets(config_secrets(config))  # sections of drop-in providers loaded just now
-    for line in registry.unannounced():
-        output.warn(line)
+    config.announced = True
+    for line in config_warnings(config):
+        if line.startswith("notice: "):
+            output.err(f"ml-analytics: {line}")
+        else:
+            output.warn(line)
     if config_path is None:  # found by looking (or not found): say which, once the command has run
         output.notes.append(f"ml-analytics: config: {describe_source(config)}")
     for var in config.ignored_env:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import click
 
-from ..errors import EXIT_FAILED, EXIT_OK, MLAnalyticsError, UsageError
+from ..errors import EXIT_FAILED, EXIT_OK, MLAnalyticsError, UsageError, one_line
 from .common import Output, config_option, load_config, load_multicloud, output_for, report_batch, run_batch
 
 
@@ -81,12 +81,18 @@ def _hand_off_reported(mc, output, *args, **kw):
         return _hand_off(mc, output, *args, **kw), None
     except MLAnalyticsError as e:
         return DruidOutcome(None, "ERROR", errorMsg=output.clean(str(e))), e.exit_code
+    except Exception as e:  # a bug: still one line, and the document is still printed
+        return DruidOutcome(None, "ERROR", errorMsg=output.clean(f"unexpected {type(e).__name__}: {one_line(e)}")), \
+            EXIT_FAILED
 
 
 def _say_outcome(output: Output, outcome, json_mode: bool) -> None:
     d = outcome
     if d.rows_error and d.status == "SUCCESS":
         output.warn(f"druid: {d.rows_error}")
+    if d.status == "INTERRUPTED":
+        output.error(d.errorMsg)
+        return
     if json_mode:
         return
     if d.status == "ERROR":
@@ -174,7 +180,7 @@ def push_command(ctx, paths, prefix, to, spec_name, ingest_from, append, wait, t
         if outcome is not None:
             _say_outcome(output, outcome, json_mode)
         ok = batch.ok and (outcome is None or outcome.ok)
-    ctx.exit(EXIT_OK if ok else (exit_code or EXIT_FAILED))
+    ctx.exit(EXIT_OK if ok else (exit_code or _outcome_exit(outcome)))
 
 
 @click.command()
@@ -214,7 +220,12 @@ def ingest_command(ctx, uris, manifest, spec_name, ingest_from, append, wait, ti
         if json_mode:
             output.json(schema.ingest(outcome, outcome.ok))
         _say_outcome(output, outcome, json_mode)
-    ctx.exit(EXIT_OK if outcome.ok else EXIT_FAILED)
+    ctx.exit(EXIT_OK if outcome.ok else _outcome_exit(outcome))
+
+
+def _outcome_exit(outcome) -> int:
+    """1 for a failed task, 130 when the wait was interrupted (the task goes on in Druid)."""
+    return 130 if outcome is not None and outcome.status == "INTERRUPTED" else EXIT_FAILED
 
 
 @click.group("druid")

@@ -48,7 +48,7 @@ class Option:
     secret: bool = False
     default: str | None = None
     arg: str | None = None  # constructor keyword (the seed's camelCase name); defaults to ``name``
-    kind: str = "str"  # "str" | "int" | "bool" | "path"
+    kind: str = "str"  # "str" | "int" | "bool" | "path" | "url" (an http(s) endpoint, checked before use)
 
     @property
     def argument(self) -> str:
@@ -143,10 +143,32 @@ class CloudProvider:
     bucket: str = ""
 
     def __new__(cls, *args: Any, **kwargs: Any):
+        cls.check_arguments(kwargs)
         self = super().__new__(cls)
         # Remembered for .settings, whatever the subclass's constructor does with them.
         self._built_from = (args, tuple(kwargs.items()))
         return self
+
+    @classmethod
+    def check_arguments(cls, kwargs: dict[str, Any]) -> None:
+        """Refuse values no client library should ever see, naming the key (never the value): a control
+        character anywhere (a line break in a key from the environment), an endpoint that is not a usable
+        http(s) URL. Some libraries panic on such values instead of raising (obstore's Rust core)."""
+        from ..config import control_character, url_problem
+
+        by_arg = {o.argument: o for o in cls.options}
+        for arg, value in kwargs.items():
+            if not isinstance(value, str):
+                continue
+            opt = by_arg.get(arg)
+            key = opt.name if opt else arg
+            bad = control_character(value)
+            if bad:
+                raise ConfigError(f"contains a control character ({bad}); not used", section=cls.section, key=key)
+            if opt is not None and opt.kind == "url" and value:
+                why = url_problem(value)
+                if why:
+                    raise ConfigError(f"{why}; not used", section=cls.section, key=key)
 
     # -- settings ---------------------------------------------------------------------------------
     @property

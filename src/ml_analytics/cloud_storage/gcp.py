@@ -171,7 +171,8 @@ class GCP(CloudProvider):
         Option("secret_data", "path to a service-account JSON key file", arg="secret_data", kind="path"),
         Option("bucket_name", "bucket", required=True, arg="bucketName"),
         Option("project", "project id (default: the key file's)", arg="project"),
-        Option("endpoint_url", "JSON API endpoint (emulators); anonymous when no secret_data", arg="endpoint_url"),
+        Option("endpoint_url", "JSON API endpoint (emulators); anonymous when no secret_data", arg="endpoint_url",
+               kind="url"),
         Option("verify_tls", "verify TLS certificates (turning off logs a warning)", default="true", kind="bool",
                arg="verifyTls"),
     )
@@ -266,6 +267,8 @@ class GCP(CloudProvider):
         """Our own requests: the bearer token goes only to the configured endpoint's origin (a session URL
         the store hands back pointing anywhere else gets none: the session id in it is the authorisation)."""
         if self._http is None:
+            if not self.verify_tls:
+                log.warning("GCP: TLS certificate verification is OFF (verify_tls = false)")
             self._http = HttpClient(self.retry, verify_tls=self.verify_tls, auth=self._auth_headers,
                                     auth_origin=self._base_url)
         return self._http

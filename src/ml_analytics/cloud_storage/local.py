@@ -7,10 +7,12 @@ folder is fsynced, so a crash never leaves a half-written object under its final
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import socket
-import tempfile
+import stat as stat_module
+import uuid
 from collections.abc import Iterable, Iterator
 from datetime import datetime, timezone
 from pathlib import Path
@@ -89,41 +91,86 @@ class Local(CloudProvider):
 
         return self._write(key, [data], lambda: (len(data), md5 or hashlib.md5(data).hexdigest()))
 
-    def _write(self, key: str, blocks: Iterable[bytes], summary) -> StoredObject:
-        self._ensure_bucket()
-        dest = self.path_of(key)
-        if dest.is_dir():
-            raise StorageError(f"a folder already exists where object '{key}' would go", provider=self.section,
-                               bucket=self.bucket, key=key)
+    def _open_folder(self, segments: list[str], key: str) -> int:
+        """A descriptor of the folder ``BUCKET/seg/.../seg``, made as needed, every step opened without
+        following a symbolic link: a link planted inside the store cannot lead a write outside it."""
+        flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
+        fd = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY | getattr(os, "O_CLOEXEC", 0))
+        walked = self.root
         try:
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            if dest.parent not in self._swept:
-                self._swept.add(dest.parent)
-                _remove_stale_temporaries(dest.parent)
-            fd, tmp = tempfile.mkstemp(prefix=f"{_TMP_PREFIX}{os.getpid()}@{_HOST}-", dir=dest.parent)
+            for seg in [self.bucket, *segments]:
+                walked = walked / seg
+                try:
+                    os.mkdir(seg, 0o777, dir_fd=fd)  # the umask applies
+                except FileExistsError:
+                    pass
+                try:
+                    nxt = os.open(seg, flags, dir_fd=fd)
+                except OSError as e:
+                    if e.errno in (errno.ELOOP, errno.ENOTDIR):
+                        raise StorageError(f"{walked} is a symbolic link or a file where a folder of the store "
+                                           f"should be; refused (writes stay under {self.base})",
+                                           provider=self.section, bucket=self.bucket, key=key) from None
+                    raise
+                os.close(fd)
+                fd = nxt
+            return fd
+        except BaseException:
+            os.close(fd)
+            raise
+
+    def _write(self, key: str, blocks: Iterable[bytes], summary) -> StoredObject:
+        """Write to a temporary file created exclusively in the object's folder (mode 666 less the umask),
+        fsync it, record its MD5, rename it over the object's name and fsync the folder."""
+        self._ensure_bucket()
+        *folders, name = object_key("", key).split("/")
+        dest = self.path_of(key)
+        try:
+            dfd = self._open_folder(folders, key)
         except OSError as e:
             raise PermissionDeniedError(f"cannot write under {dest.parent}: {e.strerror}", provider=self.section,
                                         bucket=self.bucket, key=key) from None
         try:
-            with os.fdopen(fd, "wb") as fh:
-                for block in blocks:
-                    fh.write(block)
-                fh.flush()
-                os.fsync(fh.fileno())
-            size, md5 = summary()
-            _set_md5(tmp, md5)
-            if os.path.getsize(tmp) != size:
-                raise IntegrityError("written size differs from bytes read", provider=self.section,
-                                     bucket=self.bucket, key=key)
-            os.chmod(tmp, 0o644)
-            os.replace(tmp, dest)
-        except BaseException:
             try:
-                os.unlink(tmp)
+                if stat_module.S_ISDIR(os.stat(name, dir_fd=dfd, follow_symlinks=False).st_mode):
+                    raise StorageError(f"a folder already exists where object '{key}' would go",
+                                       provider=self.section, bucket=self.bucket, key=key)
             except FileNotFoundError:
                 pass
-            raise
-        _fsync_dir(dest.parent)
+            if dest.parent not in self._swept:
+                self._swept.add(dest.parent)
+                _remove_stale_temporaries(dfd)
+            tmp = f"{_TMP_PREFIX}{os.getpid()}@{_HOST}-{uuid.uuid4().hex[:12]}"
+            try:
+                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0),
+                             0o666, dir_fd=dfd)
+            except OSError as e:
+                raise PermissionDeniedError(f"cannot write under {dest.parent}: {e.strerror}", provider=self.section,
+                                            bucket=self.bucket, key=key) from None
+            try:
+                with os.fdopen(fd, "wb") as fh:
+                    for block in blocks:
+                        fh.write(block)
+                    fh.flush()
+                    os.fsync(fh.fileno())
+                    size, md5 = summary()
+                    _set_md5(fh.fileno(), md5)
+                    if os.fstat(fh.fileno()).st_size != size:
+                        raise IntegrityError("written size differs from bytes read", provider=self.section,
+                                             bucket=self.bucket, key=key)
+                os.replace(tmp, name, src_dir_fd=dfd, dst_dir_fd=dfd)  # a link at the name is replaced, not followed
+            except BaseException:
+                try:
+                    os.unlink(tmp, dir_fd=dfd)
+                except FileNotFoundError:
+                    pass
+                raise
+            try:
+                os.fsync(dfd)
+            except OSError:
+                pass
+        finally:
+            os.close(dfd)
         return StoredObject(self.section, key, dest.as_uri(), size, md5, etag=md5)
 
     def stat(self, key: str) -> ObjectInfo | None:
@@ -198,16 +245,16 @@ class Local(CloudProvider):
         return StoreLocation("file", self.bucket, root=str(self.base))
 
 
-def _set_md5(path: str, md5: str) -> None:
+def _set_md5(fd: int, md5: str) -> None:
     """Record the content's MD5 (and the modification time it belongs to) on the file itself."""
     try:
-        os.setxattr(path, _MD5_XATTR, md5.encode("ascii"))
-        os.setxattr(path, _MTIME_XATTR, str(os.stat(path).st_mtime_ns).encode("ascii"))
+        os.setxattr(fd, _MD5_XATTR, md5.encode("ascii"))
+        os.setxattr(fd, _MTIME_XATTR, str(os.fstat(fd).st_mtime_ns).encode("ascii"))
     except (OSError, AttributeError):  # no extended attributes here: skip-unchanged hashes instead
         pass
 
 
-def _remove_stale_temporaries(folder: Path) -> None:
+def _remove_stale_temporaries(folder_fd: int) -> None:
     """Delete this store's temporary files whose writer is gone (``kill -9`` mid-write).
 
     Temporaries are named ``.ml-analytics-tmp-PID@HOST-…``: one of this host whose process no
@@ -215,7 +262,7 @@ def _remove_stale_temporaries(folder: Path) -> None:
     host's (a shared folder), are left alone.
     """
     try:
-        with os.scandir(folder) as it:
+        with os.scandir(folder_fd) as it:
             names = [e.name for e in it if e.name.startswith(_TMP_PREFIX)]
     except OSError:
         return
@@ -224,7 +271,7 @@ def _remove_stale_temporaries(folder: Path) -> None:
         if not rest.startswith(f"{_HOST}-") or not pid_text.isdigit() or _alive(int(pid_text)):
             continue
         try:
-            os.unlink(folder / name)
+            os.unlink(name, dir_fd=folder_fd)
         except OSError:
             pass
 
@@ -237,16 +284,3 @@ def _alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
-
-
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)

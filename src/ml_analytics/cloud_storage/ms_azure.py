@@ -42,6 +42,7 @@ from ..checksums import crc64_header
 from ..errors import (AuthenticationError, BucketNotFoundError, ConfigError, ConflictError, IntegrityError,
                       MLAnalyticsError, NetworkError, ObjectNotFoundError, PermissionDeniedError,
                       ProviderNotInstalledError, StorageError, TransientError, error_class, one_line, storage_error)
+from ..config import url_problem
 from ..retry import RetryPolicy
 from ..source import SourceFile
 from .azure_blocks import BlockStager
@@ -93,7 +94,7 @@ class MSAzure(CloudProvider):
         Option("sas_token", "SAS token", secret=True, arg="sasToken"),
         Option("connection_string", "connection string", secret=True, arg="connectionString"),
         Option("endpoint_url", "blob endpoint URL (default https://ACCOUNT.blob.core.windows.net)",
-               arg="endpoint_url"),
+               arg="endpoint_url", kind="url"),
         Option("max_concurrency", "blocks of one file in flight", default="8", kind="int", arg="maxConcurrency"),
         Option("checksum", "checksum on every block, verified by the service: crc64 (cheap) or md5 (what Azurite "
                "verifies)", default="crc64", arg="checksum"),
@@ -127,6 +128,10 @@ class MSAzure(CloudProvider):
         self.account = accountName or ""
         self.bucket = containerName
         self.endpoint_url = (endpoint_url or f"https://{accountName}.blob.core.windows.net").rstrip("/")
+        why = url_problem(self.endpoint_url)
+        if why:  # from the connection string, or built from the account name
+            raise ConfigError(f"the blob endpoint {why}; not used", section=self.section,
+                              key="connection_string" if connectionString else "account_name")
         self.max_concurrency = max(1, maxConcurrency)
         self.checksum = (checksum or "crc64").strip().lower()
         if self.checksum not in CHECKSUMS:

@@ -24,7 +24,8 @@ class Oracle(S3):
     extra = "oracle"
     quirks = QUIRKS["ORACLE"]
     options = tuple(
-        Option(o.name, o.help + " (or give namespace + region_name)", arg=o.arg) if o.name == "endpoint_url" else o
+        Option(o.name, o.help + " (or give namespace + region_name)", arg=o.arg, kind="url") if o.name == "endpoint_url"
+        else o
         for o in s3_options(endpoint_required=False, keys_required=True, addressing=False,
                             extra=(Option("namespace", "OCI tenancy namespace, to build endpoint_url",
                                           arg="namespace"),)))

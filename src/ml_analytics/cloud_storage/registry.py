@@ -187,21 +187,33 @@ class ProviderRegistry:
         for name in list(self._entry_point_table()):
             self._load_entry_point(name)
 
-    def load_folder(self, folder: str | os.PathLike, *, source: str = "") -> None:
-        """Import the provider modules of a drop-in folder (once per folder)."""
+    def load_folder(self, folder: str | os.PathLike, *, source: str = "", allow_writable: bool = False) -> None:
+        """Import the provider modules of a drop-in folder (once per folder). A folder or file that users
+        other than its owner may write is refused (anyone could run code as this job), as ssh refuses
+        such key files, unless ``allow_writable`` ([COMMON] allow_writable_module_path = true)."""
         with self._lock:
             path = Path(folder).expanduser()
             key = str(path.resolve()) if path.exists() else str(path)
             if key in self._folders:
                 return
             self._folders.add(key)
+            what = f" (from {source})" if source else ""
             if not path.is_dir():
-                what = f" (from {source})" if source else ""
                 self._broken[f"folder {path}"] = f"provider folder {path}{what} does not exist"
                 return
+            unsafe = None if allow_writable else _writable_by_others(path)
+            if unsafe:
+                self._broken[f"folder {path}"] = (f"provider folder {path}{what} not loaded: {unsafe}; chmod go-w it, "
+                                                  f"or set [COMMON] allow_writable_module_path = true")
+                return
             for file in sorted(path.glob("*.py")):
-                if not file.name.startswith("_"):
-                    self._load_file(file)
+                if file.name.startswith("_"):
+                    continue
+                unsafe = None if allow_writable else _writable_by_others(file)
+                if unsafe:
+                    self._broken[file.stem] = f"{file} not loaded: {unsafe}; chmod go-w it"
+                    continue
+                self._load_file(file)
 
     def _load_file(self, file: Path, module_name: str | None = None) -> None:
         try:
@@ -241,10 +253,10 @@ class ProviderRegistry:
             if file.stem not in PACKAGE_MODULES and not file.name.startswith("_"):
                 self._load_file(file, f"{__package__}.{file.stem}")
 
-    def _env_folders(self) -> None:
+    def _env_folders(self, allow_writable: bool = False) -> None:
         for folder in os.environ.get(ENV_PROVIDER_PATH, "").split(os.pathsep):
             if folder.strip():
-                self.load_folder(folder.strip(), source=f"${ENV_PROVIDER_PATH}")
+                self.load_folder(folder.strip(), source=f"${ENV_PROVIDER_PATH}", allow_writable=allow_writable)
 
     def _find(self, name: str) -> None:
         """Make sure everything that could claim section ``name`` has been looked at."""
@@ -351,27 +363,51 @@ class ProviderRegistry:
         """Get providers ready for ``config``: load the drop-in folders it names (``[COMMON]
         cloud_module_path``, relative to the config file's folder, and ``$ML_ANALYTICS_PROVIDER_PATH``),
         resolve every section it has, and refuse a section whose provider is broken, or that nothing
-        claims while some plugin failed to load."""
+        claims while some plugin failed to load (that plugin may be the one that serves it)."""
         from ..config import COMMON_SECTION, EMBEDDED_NAME, NOT_PROVIDER_SECTIONS
 
         with self._lock:
+            allow = (config.get(COMMON_SECTION, "allow_writable_module_path") or "").lower() in ("1", "true", "yes",
+                                                                                                "on")
             folder = config.get(COMMON_SECTION, "cloud_module_path")
             if folder:
                 path = Path(folder).expanduser()
                 if not path.is_absolute() and config.path != EMBEDDED_NAME:
                     path = Path(config.path).resolve().parent / path
-                self.load_folder(path, source=f"[{COMMON_SECTION}] cloud_module_path")
-            self._env_folders()
+                self.load_folder(path, source=f"[{COMMON_SECTION}] cloud_module_path", allow_writable=allow)
+            self._env_folders(allow_writable=allow)
             for section in config.sections():
                 name = section.upper()
                 if name in NOT_PROVIDER_SECTIONS:
                     continue
                 self._find(name)
-                if name in self._classes or name in self._conflicts:
+                if name in self._classes or name in self._conflicts or config.is_blank(section):
                     continue
                 error = self.broken_for(section)
                 if error:
                     raise ConfigError(f"its provider failed to load: {error}", path=config.path, section=section)
+                if self._broken:
+                    labels = "; ".join(f"{label}: {why}" for label, why in self._broken.items())
+                    raise ConfigError(f"no provider claims this section, and a provider failed to load (it may be "
+                                      f"the one that serves it): {labels}", path=config.path, section=section)
+
+    def unclaimed(self, config) -> list[tuple[str, str | None]]:
+        """Sections of ``config`` that are neither a provider's, nor this project's, nor one the
+        deployment's jobs keep: (section, the closest provider name or None). A typo such as [GCS]."""
+        import difflib
+
+        from ..config import NOT_PROVIDER_SECTIONS
+
+        found = []
+        for section in config.sections():
+            name = section.upper()
+            if name in NOT_PROVIDER_SECTIONS or self.is_provider(section):
+                continue
+            names = self.known_names()
+            close = difflib.get_close_matches(name, names, n=1, cutoff=0.5)
+            prefix = [n for n in names if name.startswith(n) or n.startswith(name)]
+            found.append((section, (close or prefix or [None])[0]))
+        return found
 
     def secret_keys(self, sections=None) -> dict[str, set[str]]:
         """Secret option names per provider section (of ``sections``, else of every known one)."""
@@ -405,6 +441,19 @@ class ProviderRegistry:
             return self._is_builtin(cls)
 
 
+def _writable_by_others(path: Path) -> str | None:
+    """Why ``path`` is unsafe to import code from: writable by group or others (None when it is not)."""
+    import stat
+
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        return f"{path} is writable by other users (mode {stat.S_IMODE(st.st_mode):o})"
+    return None
+
+
 def _provider_classes(obj) -> list[type]:
     """The provider classes an entry point or module stands for: the class itself, or the classes a
     module defines (not those it imports)."""
@@ -415,8 +464,12 @@ def _provider_classes(obj) -> list[type]:
     name = getattr(obj, "__name__", None)
     found = []
     for value in list(vars(obj).values()) if hasattr(obj, "__dict__") else ():
-        if isinstance(value, type) and issubclass(value, CloudProvider) and value is not CloudProvider \
-                and value.__module__ == name and "section" in value.__dict__ and value.section:
+        if not (isinstance(value, type) and issubclass(value, CloudProvider) and value is not CloudProvider
+                and "section" in value.__dict__ and value.section):
+            continue
+        home = sys.modules.get(value.__module__)
+        imported = home is not None and value.__module__ != name and getattr(home, value.__qualname__, None) is value
+        if not imported:  # defined here, whatever module name it reports (one dressed as a built-in included)
             found.append(value)
     return found
 

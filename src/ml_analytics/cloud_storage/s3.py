@@ -32,6 +32,7 @@ from urllib.parse import urlsplit, urlunsplit
 from ..errors import (AuthenticationError, BucketNotFoundError, ConfigError, ConflictError, IntegrityError,
                       MLAnalyticsError, NetworkError, ObjectNotFoundError, PermissionDeniedError,
                       ProviderNotInstalledError, StorageError, TransientError, error_class, one_line, storage_error)
+from ..config import url_problem
 from ..retry import RetryPolicy
 from ..source import SourceFile
 from .base import CloudProvider, ObjectInfo, Option, StoredObject
@@ -80,7 +81,7 @@ QUIRKS: dict[str, S3Quirks] = {
 
 def s3_options(*, endpoint_required: bool, keys_required: bool, addressing: bool, extra=()) -> tuple[Option, ...]:
     opts = [
-        Option("endpoint_url", "S3 API endpoint URL", required=endpoint_required, arg="endpoint_url"),
+        Option("endpoint_url", "S3 API endpoint URL", required=endpoint_required, arg="endpoint_url", kind="url"),
         Option("access_key", "access key id", required=keys_required, secret=True, arg="accessKey"),
         Option("secret_access_key", "secret access key", required=keys_required, secret=True,
                arg="secretAccessKey"),
@@ -184,6 +185,8 @@ class S3(CloudProvider):
         self.bucket = bucketName
         self.region = regionName or "us-east-1"
         self.endpoint_url = endpoint_url.rstrip("/") if endpoint_url else None
+        if self.endpoint_url and url_problem(self.endpoint_url):  # e.g. built from an OCI namespace
+            raise ConfigError(f"{url_problem(self.endpoint_url)}; not used", section=self.section, key="endpoint_url")
         if virtualHostedStyle is not None and self.quirks.addressing_configurable:
             self.virtual_hosted_style = virtualHostedStyle
         else:  # AWS's virtual-hosted default applies to AWS's own endpoints, not to a custom endpoint_url
@@ -204,17 +207,18 @@ class S3(CloudProvider):
         self._access_key = accessKey
         self._secret_key = secretAccessKey
         self._store = None
-        self.sweeper = OrphanSweeper(self.section, self.bucket, self._sweep_client, self.redact)
+        self.sweeper = OrphanSweeper(self.section, self.bucket, self._sweep_client, self.redact, self.retry)
 
     # -- client -----------------------------------------------------------------------------------
     def _effective_endpoint(self) -> str | None:
+        """The endpoint obstore talks to: never with a ``user:password@`` (S3 signs with its keys; a
+        password in the URL would only end up in pre-signed URLs and messages)."""
         if not self.endpoint_url:
             return None
-        if not self.virtual_hosted_style:
-            return self.endpoint_url
         parts = urlsplit(self.endpoint_url)
-        if parts.hostname and parts.hostname.startswith(self.bucket + "."):
-            return self.endpoint_url
+        parts = parts._replace(netloc=parts.netloc.rpartition("@")[2])
+        if not self.virtual_hosted_style or (parts.hostname and parts.hostname.startswith(self.bucket + ".")):
+            return urlunsplit(parts)
         return urlunsplit(parts._replace(netloc=f"{self.bucket}.{parts.netloc}"))
 
     def _obstore_retry(self) -> dict:

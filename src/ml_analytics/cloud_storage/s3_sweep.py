@@ -7,9 +7,10 @@ unreachable when the abort was due. obstore cannot list multipart uploads, so th
 (installed with the S3 extras), with the project's retry policy and timeouts, built on a background
 thread while the first multipart upload runs (building a client costs a quarter of a second).
 
-Nothing here ever touches another writer's live upload: only uploads of keys this run sent, begun
-before this run or by this run's own failed attempts, and idle (no part) for longer than a live writer
-would be.
+Nothing here touches another writer's live upload: only uploads of keys this run sent that are
+provably abandoned, i.e. no part for longer than a live writer's part could take at the configured
+timeouts (``retry_timeout`` + ``request_timeout``: one part's attempts and retries), or this run's own
+failed attempts. An owner of a prefix (a Spark run) aborts everything under it, whatever its age.
 """
 
 from __future__ import annotations
@@ -28,8 +29,12 @@ log = logging.getLogger(__name__)
 # Clocks differ between client and store: an upload initiated up to this long before ``since`` still
 # counts as begun during the run.
 STARTED_GRACE = 5.0
-# An open upload begun earlier with no part sent for this long is nobody's any more.
-ORPHAN_IDLE_SECONDS = 10.0
+
+
+def abandoned_after(retry: RetryPolicy) -> float:
+    """Seconds without a part after which an open multipart upload is nobody's: longer than any part of
+    a live writer could take at these timeouts (its attempts and retries), plus the clock grace."""
+    return retry.total_timeout + retry.request_timeout + STARTED_GRACE
 
 
 def boto3_client(*, endpoint_url: str | None, region: str, virtual_hosted_style: bool, verify_tls: bool,
@@ -54,8 +59,9 @@ def boto3_client(*, endpoint_url: str | None, region: str, virtual_hosted_style:
 class OrphanSweeper:
     """Finds and aborts orphaned multipart uploads of one bucket. ``make_client`` builds the boto3 client."""
 
-    def __init__(self, section: str, bucket: str, make_client, redact):
+    def __init__(self, section: str, bucket: str, make_client, redact, retry: RetryPolicy):
         self.section, self.bucket = section, bucket
+        self.abandoned_after = abandoned_after(retry)
         self._make_client = make_client
         self._redact = redact
         self._job: Future | None = None
@@ -126,10 +132,10 @@ class OrphanSweeper:
         """After a batch: abort multipart uploads still open for ``keys`` (sent in parts by this batch).
 
         Those are this tool's orphans: uploads begun before this run (a run killed by SIGTERM or
-        ``kill -9``, a store restarted mid-batch) of keys it has just written again, and this run's own
-        uploads of keys that failed in any pass. Left alone, as another writer's live upload: one begun
-        during this run of a key this run stored, and one begun earlier that sent a part within
-        :data:`ORPHAN_IDLE_SECONDS`. One paged listing per key prefix."""
+        ``kill -9``, a store restarted mid-batch) of keys it has just written again, idle for longer than a
+        live writer could be (:func:`abandoned_after`), and this run's own uploads of keys that failed in
+        any pass. Left alone, as another writer's live upload: one begun during this run of a key this run
+        stored, and one that sent a part more recently than that. One paged listing per key prefix."""
         if not keys:
             return 0
         now = time.time()
@@ -146,8 +152,8 @@ class OrphanSweeper:
                     if key not in failed_keys:
                         if upload["Initiated"].timestamp() >= since - STARTED_GRACE:
                             continue  # begun during this run, of a key this run stored: another live writer
-                        if now - self._last_activity(client, upload) < ORPHAN_IDLE_SECONDS:
-                            continue  # begun earlier but still sending parts: a live writer, not an orphan
+                        if now - self._last_activity(client, upload) < self.abandoned_after:
+                            continue  # begun earlier, but it may still be sending parts: not provably abandoned
                     self._abort(client, key, upload["UploadId"])
                     aborted += 1
         if aborted:

@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from ..config import DRUID_SECTION, Config
+from ..config import DRUID_SECTION, Config, url_problem
 from ..errors import ConfigError
 from ..retry import RetryPolicy
 from .overlord import DruidError, OverlordClient, TaskStatus, split_userinfo, summarize_task_error
@@ -52,7 +52,7 @@ def sql_url_from_query_url(url_query: str) -> str:
 @dataclass
 class DruidOutcome:
     task: str | None
-    status: str  # SUCCESS | FAILED | TIMEOUT | INCOMPLETE (rows dropped) | ERROR | NOT_SUBMITTED | SUBMITTED
+    status: str  # SUCCESS | FAILED | TIMEOUT | INCOMPLETE | ERROR | INTERRUPTED | NOT_SUBMITTED | SUBMITTED
     errorMsg: str | None = None  # noqa: N815 (Druid's field name)
     rows: int | None = None
     rows_error: str | None = None  # why rows could not be counted (rows is then None)
@@ -97,12 +97,15 @@ class DruidSettings:
             raise fail("azure_input_source", f"must be azureStorage (Druid >= 30) or azure (older), got {azure!r}")
         batch_url = get("batch_url")
         username, password = get("username"), get("password")
+        for key in ("batch_url", "sql_url", "urlquery"):
+            value = get(key)
+            why = url_problem(split_userinfo(value)[0]) if value else None
+            if why:
+                raise fail(key, f"{why}; not used")
         if batch_url:
             plain, url_user, url_password = split_userinfo(batch_url)
-            if not plain.startswith(("http://", "https://")):
-                raise fail("batch_url", f"must be an http(s) URL, got {plain!r}")
-            if url_user and not username:  # http://user:pw@host/...: Basic auth, never printed
-                batch_url, username, password = plain, url_user, password or url_password
+            # http://user:pw@host/...: Basic auth, never printed and never kept in the URL
+            batch_url, username, password = plain, username or url_user, password or url_password
         if bool(username) != bool(password):
             raise fail("username" if not username else "password", "set both username and password, or neither")
         url_query = get("urlquery")
@@ -115,8 +118,11 @@ class DruidSettings:
         return {self.password} if self.password else set()
 
     def __repr__(self) -> str:
-        return (f"DruidSettings(batch_url={self.batch_url!r}, username={self.username!r}, password="
-                f"{'***' if self.password else None}, sql_url={self.sql_url!r}, timeout={self.timeout!r})")
+        from ..errors import redact_userinfo
+
+        return (f"DruidSettings(batch_url={redact_userinfo(repr(self.batch_url))}, username={self.username!r}, "
+                f"password={'***' if self.password else None}, sql_url={redact_userinfo(repr(self.sql_url))}, "
+                f"timeout={self.timeout!r})")
 
     def client(self, retry: RetryPolicy) -> OverlordClient | None:
         if not self.batch_url:
@@ -157,14 +163,24 @@ def build_task(spec: dict, provider, keys: Sequence[str], *, append: bool | None
 
 
 def write_task(task: dict, spec_out: str | os.PathLike | None) -> str:
+    """Write the task JSON (mode 600: it may hold pre-signed URLs) through a temporary file created
+    exclusively in the target folder (a link planted there is never followed), then renamed."""
+    import tempfile
+
     path = Path(spec_out) if spec_out else Path("druid-tasks") / f"{datasource(task)}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # may hold pre-signed URLs
-    with os.fdopen(fd, "w") as fh:
-        json.dump(task, fh, indent=2)
-        fh.write("\n")
-    os.replace(tmp, path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)  # O_EXCL, mode 600
+    try:
+        with os.fdopen(fd, "w") as fh:
+            json.dump(task, fh, indent=2)
+            fh.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
     return str(path)
 
 
@@ -189,7 +205,13 @@ def hand_off(task: dict, settings: DruidSettings, retry: RetryPolicy, *, spec_ou
         return outcome
     budget = timeout if timeout is not None else settings.timeout
     started = time.monotonic()
-    final = client.wait(outcome.task, budget, on_update=on_update)
+    try:
+        final = client.wait(outcome.task, budget, on_update=on_update)
+    except KeyboardInterrupt:  # Ctrl-C while waiting: the task goes on in Druid; say so, and which it is
+        outcome.status = "INTERRUPTED"
+        outcome.errorMsg = (f"interrupted while waiting; task {outcome.task} is still running in Druid "
+                            f"(ml-analytics druid status {outcome.task})")
+        return outcome
     outcome.status, outcome.errorMsg = final.status, final.error_msg
     if final.status == "FAILED":  # Druid's errorMsg is a stack trace: its message and root cause, one line
         outcome.errorMsg = summarize_task_error(client.failure_detail(outcome.task) or final.error_msg)

@@ -56,11 +56,19 @@ class TaskStatus:
     raw: dict = field(default_factory=dict)
 
     @classmethod
-    def from_response(cls, doc: dict) -> "TaskStatus":
-        st = doc.get("status") or {}
-        return cls(task=doc.get("task") or st.get("id", ""), status=st.get("statusCode") or st.get("status", ""),
-                   runner_status=st.get("runnerStatusCode"), error_msg=st.get("errorMsg"),
-                   duration_ms=st.get("duration"), raw=doc)
+    def from_response(cls, doc) -> "TaskStatus":
+        """A status answer (``{"task": id, "status": {"statusCode": ..., ...}}``); anything else, even valid
+        JSON, is a one-line DruidError."""
+        st = doc.get("status") if isinstance(doc, dict) else None
+        code = (st.get("statusCode") or st.get("status")) if isinstance(st, dict) else None
+        if not isinstance(code, str) or not code:
+            raise DruidError(f"DRUID: a task status answer without a status code: {one_line(json.dumps(doc), 200)}")
+        duration = st.get("duration")
+        error = st.get("errorMsg")
+        return cls(task=str(doc.get("task") or st.get("id") or ""), status=code,
+                   runner_status=st.get("runnerStatusCode") if isinstance(st.get("runnerStatusCode"), str) else None,
+                   error_msg=error if isinstance(error, str) else None,
+                   duration_ms=duration if isinstance(duration, int) else None, raw=doc)
 
 
 def druid_error_message(body: bytes) -> str:
@@ -187,9 +195,10 @@ class OverlordClient:
             if status == 503:
                 raise DruidError(f"DRUID: {self.base} has no leader Overlord (503 after retries)")
             raise DruidError(f"DRUID refused the task ({status}): {druid_error_message(payload)}")
-        task_id = self._json(payload, "task submission").get("task")
-        if not task_id:
-            raise DruidError("DRUID: task submission answered without a task id")
+        answer = self._json(payload, "task submission")
+        task_id = answer.get("task") if isinstance(answer, dict) else None
+        if not isinstance(task_id, str) or not task_id:
+            raise DruidError(f"DRUID: task submission answered without a task id: {one_line(str(answer), 200)}")
         return task_id
 
     def status(self, task_id: str) -> TaskStatus:

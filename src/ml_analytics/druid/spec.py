@@ -18,6 +18,7 @@ from typing import Any
 from ..errors import ConfigError, UsageError
 
 TASK_TYPES = ("index", "index_parallel")
+MAX_DATASOURCE_BYTES = 255  # a file name's limit: deep storage and the task file are named after it
 
 
 class SpecError(UsageError):
@@ -92,6 +93,11 @@ def validate_spec(task: dict, label: str = "spec") -> None:
         raise SpecError(f"{label}: dataSource {ds!r} must not contain '/'")
     if any(c.isspace() and c != " " for c in ds):
         raise SpecError(f"{label}: dataSource {ds!r} must not contain whitespace other than spaces")
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in ds):
+        raise SpecError(f"{label}: dataSource {ds!r} must not contain control characters")
+    if len(ds.encode("utf-8")) > MAX_DATASOURCE_BYTES:
+        raise SpecError(f"{label}: dataSource {ds[:40]!r}… is {len(ds.encode())} bytes; at most "
+                        f"{MAX_DATASOURCE_BYTES} (Druid keeps its segments in folders named after it)")
     if not isinstance(io.get("inputFormat"), dict) or not io["inputFormat"].get("type"):
         raise SpecError(f"{label}: spec.ioConfig.inputFormat is required (e.g. {{\"type\": \"json\"}})")
     source = io.get("inputSource")

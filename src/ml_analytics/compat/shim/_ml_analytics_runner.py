@@ -40,6 +40,10 @@ def upload(blob_path, local_path, file_name, config=None, to=(), env=None, env_o
                                + os.path.dirname(os.path.abspath(__file__)))
     file_name = str(file_name)
     source = os.path.abspath(os.path.join(str(local_path), file_name))
+    if os.path.isdir(source):  # the library refuses a folder here too: the seed uploads one file
+        raise CloudUploadError("{}: is a directory, expected a file".format(source))
+    if not os.path.exists(source):
+        raise CloudUploadError("{}: no such file".format(source))
     prefix = str(blob_path or "")
     sub = os.path.dirname(file_name)
     if sub:  # a file name with folders keeps them in the key, as bucketPath/fileName
@@ -93,8 +97,11 @@ def _outcome(proc):
         doc = None
     results = (doc or {}).get("results") or []
     failed = [r for r in results if r.get("status") == "failed"]
-    if proc.returncode == 0 and doc is not None and doc.get("ok") and not failed:
+    uploaded = [r for r in results if r.get("status") in ("uploaded", "skipped")]
+    if proc.returncode == 0 and doc is not None and doc.get("ok") and not failed and uploaded:
         return results
+    if proc.returncode == 0 and doc is not None and not uploaded and not failed:
+        raise CloudUploadError("ml-analytics reported no upload at all for this file; nothing was stored")
     if failed:
         message = "; ".join("{} {}: {}".format(r.get("provider"), r.get("key"), r.get("error")) for r in failed[:5])
         message = "{} of {} uploads failed: {}".format(len(failed), len(results), message)
