@@ -62,6 +62,9 @@ def plan_uploads(paths: Sequence[str | os.PathLike], prefix: str = "", *,
     """
     from .source import check_regular_file
 
+    from .keys import normalize_prefix
+
+    normalize_prefix(prefix)  # a bad prefix (a '..' segment) stops the run before any folder is walked
     planned = Plan()
     problems: list[str] = []
 

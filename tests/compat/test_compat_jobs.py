@@ -120,10 +120,10 @@ def test_azure_job(py38, azurite, tmp_path):
 
 def test_gcp_job(py38, fake_gcs, tmp_path):
     bucket = fake_gcs.create_bucket(fresh_name("gcs"))
-    dep = _installed(tmp_path, f"[GCP]\n\nsecret_data = cloud_secrets.json\n\nbucket_name = {bucket}\n")
-    # fake-gcs-server takes no credentials: the test clears secret_data (empty counts as unset) and
-    # points the endpoint at the emulator, both through the environment overrides.
-    env = {"ML_ANALYTICS_GCP_ENDPOINT_URL": fake_gcs.endpoint, "ML_ANALYTICS_GCP_SECRET_DATA": ""}
+    # fake-gcs-server takes no credentials: the deployment renders secret_data empty (an empty value
+    # counts as unset, in the file as in the environment), and the endpoint comes from the environment.
+    dep = _installed(tmp_path, f"[GCP]\n\nsecret_data =\n\nbucket_name = {bucket}\n")
+    env = {"ML_ANALYTICS_GCP_ENDPOINT_URL": fake_gcs.endpoint}
     job = dep.run_job(py38, "projects", env=env)
     assert job.code == 0, job.err
     blobs = {b.name: b for b in fake_gcs.client().list_blobs(bucket)}

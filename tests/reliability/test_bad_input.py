@@ -208,8 +208,11 @@ def test_a_colon_is_an_ordinary_name_and_control_characters_are_refused_at_plann
     assert r.code == 0, r.err
     assert (tmp_path / "store/ml-analytics/p/a:b.json").exists()
     (d / "tab\there.json").write_text("{}\n")
-    r = cli("upload", d, "--prefix", "q", "--config", cfg)
-    assert r.code == 2 and "control character" in r.err and not (tmp_path / "store/ml-analytics/q").exists()
+    r = cli("upload", d, "--prefix", "q", "--config", cfg)  # inside a folder: skipped, the rest uploaded (#21)
+    assert r.code == 1 and "control character" in r.err and not (tmp_path / "store/ml-analytics/q/tab\there.json").exists()
+    assert (tmp_path / "store/ml-analytics/q/a:b.json").exists()
+    r = cli("upload", d / "tab\there.json", "--prefix", "n", "--config", cfg)  # named explicitly: refused
+    assert r.code == 2 and "control character" in r.err and not (tmp_path / "store/ml-analytics/n").exists()
 
 
 @pytest.mark.parametrize("name,fragment", [
@@ -219,14 +222,21 @@ def test_a_colon_is_an_ordinary_name_and_control_characters_are_refused_at_plann
      "stores accept at most 1024"),
 ])
 def test_file_names_that_make_bad_keys(cli, tmp_path, name, fragment):
+    """Inside a folder such a file is skipped with a warning naming the rule and the rest is uploaded,
+    exit 1 (#21); named explicitly it stops the run before anything is sent, exit 2."""
     cfg = _local_cfg(tmp_path)
     d = tmp_path / "reports"
     f = d / name
     f.parent.mkdir(parents=True, exist_ok=True)
     f.write_text("{}\n")
+    if "/" not in name:  # a long key comes from the folder walk only; a named file's key is its name
+        r = cli("upload", f, "--config", cfg)
+        assert r.code == 2 and fragment in r.err and "Traceback" not in r.err
+        assert _nothing_stored(tmp_path)
+    (d / "fine.json").write_text("{}\n")
     r = cli("upload", d, "--config", cfg)
-    assert r.code == 2 and fragment in r.err and "Traceback" not in r.err
-    assert _nothing_stored(tmp_path)
+    assert r.code == 1 and fragment in r.err and "Traceback" not in r.err
+    assert (tmp_path / "store/ml-analytics/fine.json").exists()
 
 
 @pytest.mark.parametrize("prefix,fragment", [("../escape", "'..' segment"), ("a/../../b", "'..' segment")])
