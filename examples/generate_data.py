@@ -83,7 +83,9 @@ def main() -> None:
     rng = random.Random(20261124)
     project_rows = projects(rng, 300)
     write_ndjson(OUT / "sl_projects.json", project_rows)
-    write_ndjson(OUT / "observation_status.json", observation_status(rng, 200))
+    # observation status rows are another report (another datasource): kept apart from the project files the
+    # main example pushes with the sl-project spec, so that push ingests every row it sends
+    write_ndjson(OUT.parent / "observations" / "observation_status.json", observation_status(rng, 200))
     for program_id, _ in PROGRAMS:
         write_ndjson(OUT / "programs" / f"sl_projects_{program_id}.json",
                      [r for r in project_rows if r["program_id"] == program_id])

@@ -18,6 +18,10 @@ the same behaviours proven there), and changed here to match:
   while trying to read uri: <uri>``; the task's ``/reports`` hold the full trace with its causes
   (e.g. ``NoSuchKey``) and ``rowStats.buildSegments``;
 * a line that does not parse is dropped (``unparseable`` in rowStats) and the task still ends SUCCESS;
+* a finished task's ``/reports``: ``ingestionStatsAndErrors`` with ``rowStats`` flat per phase
+  (``determinePartitions``, ``buildSegments``: processed, processedBytes, processedWithError, thrownAway,
+  unparseable) for an index_parallel task run sequentially, plus a ``taskContext`` report;
+* a ``local`` input source skips a file that does not exist and still succeeds (0 rows processed);
 * SQL on a datasource no segment of which is served: 400, ``{"error": "druidException",
   "errorCode": "invalidInput", ..., "errorMessage": "Object '<ds>' not found ..."}``;
 * an ``s3`` inputSource's ``endpointConfig`` / ``clientConfig`` are used only when ``properties`` is
@@ -70,6 +74,7 @@ class OverlordDouble:
         self.not_leader_responses = 0  # answer this many submissions with 503 first
         self.unknown_id_status = 404  # 400 for older Druid
         self.stuck = False  # never leave PENDING
+        self.no_reports = False  # answer /reports with 404, as a cluster keeping no reports does
         self.lock = threading.Lock()
         double = self
 
@@ -209,12 +214,23 @@ class OverlordDouble:
             t = self.tasks.get(task_id)
         if t is None:
             return self._send(h, 404, f"Cannot find any task with id: [{task_id}]".encode(), "text/plain")
+        if self.no_reports:  # a cluster whose task logs keep no reports (druid.indexer.logs.type=noop)
+            msg = b"No task reports were found for this task. The task may not exist, or it may not have completed yet."
+            return self._send(h, 404, msg, "text/plain")
         stats = t.get("row_stats")
-        payload = {"ingestionState": "COMPLETED", "errorMsg": t.get("report_error"),
-                   "rowStats": {"determinePartitions": stats, "buildSegments": stats} if stats else {},
-                   "unparseableEvents": {}, "segmentAvailabilityConfirmed": False}
+        # The shape a real Druid 33 gave for an index_parallel task run sequentially (the default: one sub-task):
+        # rowStats flat per phase, processedBytes, recordsProcessed, segmentsPublished, and a taskContext report.
+        phase = {"processed": 0, "processedBytes": 0, "processedWithError": 0, "thrownAway": 0, "unparseable": 0,
+                 **(stats or {})}
+        payload = {"ingestionState": "COMPLETED", "unparseableEvents": {},
+                   "rowStats": {"determinePartitions": phase, "buildSegments": phase} if stats else {},
+                   "errorMsg": t.get("report_error"), "segmentAvailabilityConfirmed": False,
+                   "segmentAvailabilityWaitTimeMs": 0, "recordsProcessed": {},
+                   "segmentsPublished": 1 if stats and stats.get("processed") else 0}
         self._send(h, 200, {"ingestionStatsAndErrors": {"type": "ingestionStatsAndErrors", "taskId": task_id,
-                                                        "payload": payload}})
+                                                        "payload": payload},
+                            "taskContext": {"type": "taskContext", "taskId": task_id,
+                                            "payload": {"forceTimeChunkLock": True}}})
 
     def _shutdown(self, h, task_id):
         with self.lock:
@@ -313,8 +329,11 @@ class OverlordDouble:
                 raise ValueError("this double reads files only")
             for f in source["files"]:
                 _reading.uri = f"file:{f}"
-                with open(f, "rb") as fh:
-                    yield fh.read()
+                try:
+                    with open(f, "rb") as fh:
+                        yield fh.read()
+                except FileNotFoundError:  # Druid's LocalInputSource drops it like an empty file
+                    continue
         elif kind == "http":
             for uri in uris:
                 _reading.uri = uri

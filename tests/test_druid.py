@@ -90,7 +90,7 @@ def test_push_unparseable_rows_are_reported_incomplete(cli, tmp_path, seaweed, a
 
 def test_append_adds_rows_and_replace_resets(cli, tmp_path, seaweed, azurite, fake_gcs, overlord):
     cfg = config_for("LOCAL", tmp_path, seaweed, azurite, fake_gcs, overlord=overlord)
-    f = EXAMPLE_DATA / "observation_status.json"  # 200 rows
+    f = EXAMPLE_DATA.parent / "observations" / "observation_status.json"  # 200 rows
     args = ("--spec", "project_injestion_spec", "--config", cfg, "--json")
     assert cli("push", f, *args).json["druid"]["rows"] == 200
     appended = cli("push", f, "--prefix", "again", "--append", *args)
@@ -107,7 +107,7 @@ def test_without_druid_the_task_is_written_not_submitted(cli, tmp_path):
     assert d["status"] == "NOT_SUBMITTED" and d["task"] is None and d["input_source"] == "local"
     task = json.loads((tmp_path / d["spec_path"]).read_text())
     files = task["spec"]["ioConfig"]["inputSource"]["files"]
-    assert len(files) == 4 and all(f.startswith(str(tmp_path / "cloud-storage")) for f in files)
+    assert len(files) == 3 and all(f.startswith(str(tmp_path / "cloud-storage")) for f in files)
     human = cli("push", EXAMPLE_DATA, "--spec", EXAMPLE_DATA.parent / "specs" / "sl-project.json")
     assert "not submitted" in human.out and human.code == 0
 
@@ -409,3 +409,41 @@ def test_push_ingests_only_what_it_uploaded_and_names_skipped_special_files(cli,
     assert r.code == 1
     assert f"skipped {d / 'pipe.json'}: is a FIFO" in r.err and "not submitted" in r.err
     assert {x["key"]: x["status"] for x in r.json["results"]} == {"p/pipe.json": "skipped", "p/sl_projects.json": "uploaded"}
+
+
+# -- what this task ingested (#22) ----------------------------------------------------------------------------
+def test_a_missing_local_file_is_refused_before_the_task_is_sent(cli, tmp_path, seaweed, azurite, fake_gcs, overlord):
+    cfg = config_for("LOCAL", tmp_path, seaweed, azurite, fake_gcs, overlord=overlord)
+    assert cli("push", EXAMPLE_DATA / "sl_projects.json", "--spec", "project_injestion_spec", "--config", cfg).code == 0
+    sent = len(overlord.submitted)
+    missing = tmp_path / "store" / "ml-analytics" / "nope.json"
+    r = cli("ingest", "--uri", missing.as_uri(), "--spec", "project_injestion_spec", "--config", cfg)
+    assert r.code == 2 and str(missing) in r.err and len(overlord.submitted) == sent, r.err
+
+
+def test_the_verdict_is_this_tasks_own_rows(cli, tmp_path, seaweed, azurite, fake_gcs, overlord):
+    cfg = config_for("LOCAL", tmp_path, seaweed, azurite, fake_gcs, overlord=overlord)
+    args = ("--spec", "project_injestion_spec", "--config", cfg, "--json")
+    first = cli("push", EXAMPLE_DATA / "sl_projects.json", *args).json["druid"]
+    assert first["status"] == "SUCCESS" and first["ingested"]["processed"] == 300 and first["rows"] == 300
+    appended = cli("push", EXAMPLE_DATA / "sl_projects.json", "--prefix", "again", "--append", *args).json["druid"]
+    assert appended["status"] == "SUCCESS" and appended["ingested"]["processed"] == 300 and appended["rows"] == 600
+    empty = tmp_path / "empty.json"
+    empty.write_text("")
+    r = cli("push", empty, "--prefix", "e", "--replace", *args)
+    d = r.json["druid"]
+    assert r.code == 1 and d["status"] == "INCOMPLETE" and d["ingested"]["processed"] == 0
+    assert "ingested 0 rows" in d["errorMsg"]
+
+
+def test_without_a_task_report_the_count_decides_and_says_so(cli, tmp_path, seaweed, azurite, fake_gcs, overlord):
+    overlord.no_reports = True
+    try:
+        cfg = config_for("LOCAL", tmp_path, seaweed, azurite, fake_gcs, overlord=overlord)
+        r = cli("push", EXAMPLE_DATA / "sl_projects.json", "--spec", "project_injestion_spec", "--config", cfg,
+                "--json", "--timeout", "60")
+        d = r.json["druid"]
+        assert r.code == 0 and d["status"] == "SUCCESS" and d["rows"] == 300 and d["ingested"] is None
+        assert "judged by the datasource's row count" in d["rows_error"] and "no report" in d["rows_error"]
+    finally:
+        overlord.no_reports = False

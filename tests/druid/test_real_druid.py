@@ -294,3 +294,57 @@ def test_a_resubmitted_task_is_not_ingested_twice(tmp_path, real_druid):
             pass
         time.sleep(1)
     assert rows == ROWS  # once, not twice
+
+
+# -- what this task ingested (#22): judged by the task's own report, not the datasource's count ------------------
+def test_the_readme_main_example_ingests_every_row(cli, tmp_path, real_druid):
+    """`ml-analytics push examples/data --prefix projects/ --spec examples/specs/sl-project.json`, the README's
+    main command, with a Druid configured: every row of every file pushed is ingested."""
+    cfg = write_config(tmp_path, real_druid, f"[LOCAL]\nroot = {tmp_path / 'store'}\n", SPEC)
+    spec = tmp_path / "spec.json"
+    spec.write_text(json.dumps(_spec(SPEC, fresh_name("main"))))
+    r = cli("push", EXAMPLE_DATA, "--prefix", "projects/", "--spec", spec, "--config", cfg, "--json",
+            "--timeout", "300")
+    assert r.code == 0, r.err + r.out
+    d = r.json["druid"]
+    files = [p for p in EXAMPLE_DATA.rglob("*.json")]
+    rows = sum(len(p.read_text().splitlines()) for p in files)
+    assert d["status"] == "SUCCESS" and d["ingested"]["processed"] == rows == d["rows"]
+    assert d["ingested"]["unparseable"] == 0
+
+
+def test_a_missing_local_file_into_an_existing_datasource_fails_naming_it(cli, tmp_path, real_druid):
+    ds = fresh_name("missing")
+    cfg = write_config(tmp_path, real_druid, f"[LOCAL]\nroot = {tmp_path / 'store'}\n", _spec(SPEC, ds))
+    first = cli("push", DATA, "--spec", "project_injestion_spec", "--config", cfg, "--json", "--timeout", "300")
+    assert first.code == 0 and count(real_druid, ds) == ROWS, first.err
+    missing = tmp_path / "store" / "ml-analytics" / "missing.json"
+    r = cli("ingest", "--uri", missing.as_uri(), "--spec", "project_injestion_spec", "--config", cfg, "--json",
+            "--timeout", "300")
+    assert r.code == 2 and str(missing) in r.err and "does not exist" in r.err, r.err + r.out
+    assert count(real_druid, ds) == ROWS
+
+
+def test_replacing_with_zero_rows_is_incomplete_whatever_the_datasource_holds(cli, tmp_path, real_druid):
+    ds = fresh_name("zero")
+    cfg = write_config(tmp_path, real_druid, f"[LOCAL]\nroot = {tmp_path / 'store'}\n", _spec(SPEC, ds))
+    assert cli("push", DATA, "--spec", "project_injestion_spec", "--config", cfg, "--timeout", "300").code == 0
+    nothing = tmp_path / "observation_status.json"  # rows the spec cannot parse: Druid processes none of them
+    nothing.write_bytes((EXAMPLE_DATA.parent / "observations" / "observation_status.json").read_bytes())
+    r = cli("push", nothing, "--prefix", "obs", "--replace", "--spec", "project_injestion_spec", "--config", cfg,
+            "--json", "--timeout", "300")
+    d = r.json["druid"]
+    assert r.code == 1 and d["status"] == "INCOMPLETE", r.err
+    assert d["ingested"]["processed"] == 0 and d["ingested"]["unparseable"] == 200
+    assert "ingested 0 rows" in d["errorMsg"] and d["rows"] == ROWS  # the old rows: not this task's
+
+
+def test_an_append_is_counted_per_task(cli, tmp_path, real_druid):
+    ds = fresh_name("append")
+    cfg = write_config(tmp_path, real_druid, f"[LOCAL]\nroot = {tmp_path / 'store'}\n", _spec(SPEC, ds))
+    assert cli("push", DATA, "--spec", "project_injestion_spec", "--config", cfg, "--timeout", "300").code == 0
+    r = cli("push", DATA, "--prefix", "again", "--append", "--spec", "project_injestion_spec", "--config", cfg,
+            "--json", "--timeout", "300")
+    d = r.json["druid"]
+    assert r.code == 0 and d["status"] == "SUCCESS", r.err
+    assert d["ingested"]["processed"] == ROWS and d["rows"] == 2 * ROWS

@@ -184,7 +184,7 @@ def test_faults_lose_nothing_and_leave_nothing(section, case, rule, target_for, 
 
 def test_failure_after_all_retries_is_reported_and_the_rest_uploaded(cli, seaweed, dataset, tmp_path):
     target = S3Target(seaweed)
-    proxy = FaultProxy(seaweed.port, F.always(F.S3_SLOWDOWN, when=lambda r: "observation_status" in r.target))
+    proxy = FaultProxy(seaweed.port, F.always(F.S3_SLOWDOWN, when=lambda r: "sl_projects_6013eb9d" in r.target))
     try:
         cfg = tmp_path / "c.ini"
         cfg.write_text("[COMMON]\nmax_retries = 2\nretry_timeout = 5\n" + target.config(proxy.endpoint))
@@ -194,8 +194,9 @@ def test_failure_after_all_retries_is_reported_and_the_rest_uploaded(cli, seawee
         proxy.close()
     assert r.code == 1 and r.json["ok"] is False
     by = {x["key"]: x for x in r.json["results"]}
-    assert by["reports/observation_status.json"]["status"] == "failed"
-    assert "SlowDown" in by["reports/observation_status.json"]["error"]
+    throttled = "reports/programs/sl_projects_6013eb9d0a0fe3e2d5a5a0b1.json"
+    assert by[throttled]["status"] == "failed"
+    assert "SlowDown" in by[throttled]["error"]
     assert {k for k, v in by.items() if v["status"] == "uploaded"} == set(target.objects())
     assert len(target.objects()) == len(by) - 1
     assert target.leftovers() == []

@@ -74,7 +74,7 @@ def test_a_worker_that_dies_of_anything_still_gives_its_file_a_failed_result(tmp
 
         class Panicky(Local):
             def put_bytes(self, data, key, md5=None):
-                if key.endswith("observation_status.json"):
+                if key.endswith("sl_projects.json") and "/" not in key:
                     raise PanicException("thread panicked at 'invalid port'")
                 return super().put_bytes(data, key, md5)
 
@@ -86,10 +86,10 @@ def test_a_worker_that_dies_of_anything_still_gives_its_file_a_failed_result(tmp
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     results = json.loads(out.stdout)
-    assert len(results) == 4
+    assert len(results) == 3
     failed = [r for r in results if r[1] == "failed"]
-    assert [r[0] for r in failed] == ["observation_status.json"] and "PanicException" in failed[0][2]
-    assert sum(r[1] == "uploaded" for r in results) == 3
+    assert [r[0] for r in failed] == ["sl_projects.json"] and "PanicException" in failed[0][2]
+    assert sum(r[1] == "uploaded" for r in results) == 2
 
 
 def test_empty_environment_values_count_as_unset_and_overrides_are_announced(cli, tmp_path, write_config):

@@ -60,6 +60,8 @@ class DruidOutcome:
     spec_path: str | None = None
     datasource: str | None = None
     input_source: str | None = None
+    # this task's own counts from its report: processed, processedWithError, thrownAway, unparseable
+    ingested: dict | None = None
 
     @property
     def ok(self) -> bool:
@@ -184,9 +186,26 @@ def write_task(task: dict, spec_out: str | os.PathLike | None) -> str:
     return str(path)
 
 
+def check_local_files(task: dict) -> None:
+    """Druid's ``local`` input source skips a file that does not exist (or is empty) without a word and
+    still says SUCCESS: every listed file must be a readable regular file before the task is sent (this
+    machine is Druid's for a LOCAL store). Raises a SpecError naming the missing ones."""
+    from .spec import SpecError
+
+    source = ((task.get("spec") or {}).get("ioConfig") or {}).get("inputSource") or {}
+    if source.get("type") != "local":
+        return
+    missing = [f for f in source.get("files") or () if not (os.path.isfile(f) and os.access(f, os.R_OK))]
+    if missing:
+        more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
+        raise SpecError(f"the local input source names a file that does not exist or cannot be read: "
+                        f"{missing[0]}{more}; Druid would skip it silently, so the task is not sent")
+
+
 def hand_off(task: dict, settings: DruidSettings, retry: RetryPolicy, *, spec_out=None, submit: bool = True,
              wait: bool = True, timeout: float | None = None, verify_rows: bool = True, expected_rows: int | None = None,
              on_update: Callable[[TaskStatus], None] | None = None) -> DruidOutcome:
+    check_local_files(task)
     outcome = DruidOutcome(None, "NOT_SUBMITTED", spec_path=write_task(task, spec_out), datasource=datasource(task),
                            expected_rows=expected_rows,
                            input_source=task["spec"]["ioConfig"]["inputSource"].get("type"))
@@ -216,30 +235,56 @@ def hand_off(task: dict, settings: DruidSettings, retry: RetryPolicy, *, spec_ou
     if final.status == "FAILED":  # Druid's errorMsg is a stack trace: its message and root cause, one line
         outcome.errorMsg = summarize_task_error(client.failure_detail(outcome.task) or final.error_msg)
     if final.status == "SUCCESS" and verify_rows:
-        appending = bool(task["spec"]["ioConfig"].get("appendToExisting"))
-        stats = client.row_stats(outcome.task) or {}
-        ingested = stats.get("processed") if isinstance(stats.get("processed"), int) else expected_rows
-        target = None
-        if ingested is not None:
-            target = ingested + (prior or 0) if appending else ingested
-        remaining = max(5.0, budget - (time.monotonic() - started))
-        outcome.rows, outcome.rows_error = _verified_rows(client, outcome.datasource, target,
-                                                          min(remaining, ROWS_BUDGET))
-        dropped = {k: stats.get(k) for k in ("unparseable", "thrownAway", "processedWithError")
-                   if isinstance(stats.get(k), int) and stats.get(k) > 0}
-        if outcome.rows == 0:
-            outcome.status = "FAILED"
-            outcome.errorMsg = "Druid reported SUCCESS but the datasource has 0 rows (wrong files or all rows filtered)"
-        elif dropped:  # Druid drops rows it cannot parse and still says SUCCESS
-            outcome.status = "INCOMPLETE"
-            outcome.errorMsg = ("Druid reported SUCCESS but left rows out: "
-                                + ", ".join(f"{n} {k}" for k, n in dropped.items()) + " (see the task's report)")
-        elif expected_rows is not None and ingested is not None and ingested < expected_rows:
-            outcome.status = "INCOMPLETE"
-            outcome.errorMsg = f"Druid ingested {ingested} of the {expected_rows} rows in the files"
+        _judge(outcome, client, task, expected_rows, prior, budget - (time.monotonic() - started))
     elif final.status == "SUCCESS":
         outcome.rows_error = "not counted (--no-verify-rows)"
     return outcome
+
+
+def _judge(outcome: DruidOutcome, client: OverlordClient, task: dict, expected: int | None, prior: int | None,
+           budget_left: float) -> None:
+    """SUCCESS only when this task's own report says it ingested every row it was handed: zero rows,
+    fewer than the files (or the manifest) hold, or rows Druid left out (unparseable, thrown away) make it
+    INCOMPLETE with the numbers. The datasource's row count (SQL) is an extra figure, not the verdict: it
+    cannot tell what this task added from what was there. Without a report (older Druid, a cluster that
+    keeps none) the count is all there is, and ``rows_error`` says so."""
+    appending = bool(task["spec"]["ioConfig"].get("appendToExisting"))
+    stats, why = client.row_stats(outcome.task, patience=min(6.0, max(0.0, budget_left)))
+    outcome.ingested = stats
+    processed = stats.get("processed") if stats else None
+    target = None
+    if processed is not None:
+        target = processed + (prior or 0) if appending else processed
+    elif expected is not None:
+        target = expected + (prior or 0) if appending else expected
+    outcome.rows, count_error = _verified_rows(client, outcome.datasource, target,
+                                               min(max(5.0, budget_left), ROWS_BUDGET))
+    if stats is None:
+        outcome.rows_error = f"judged by the datasource's row count: {why}" + (f"; {count_error}" if count_error
+                                                                                else "")
+        if outcome.rows == 0:
+            outcome.status = "INCOMPLETE"
+            outcome.errorMsg = "Druid reported SUCCESS but the datasource has 0 rows (wrong files or all rows filtered)"
+        elif outcome.rows is not None and expected is not None and not appending and outcome.rows < expected:
+            outcome.status = "INCOMPLETE"
+            outcome.errorMsg = f"the datasource holds {outcome.rows} rows of the {expected} in the files"
+        return
+    outcome.rows_error = count_error
+    dropped = {k: stats.get(k) for k in ("unparseable", "thrownAway", "processedWithError") if stats.get(k)}
+    if processed == 0:
+        outcome.status = "INCOMPLETE"
+        outcome.errorMsg = ("Druid reported SUCCESS but this task ingested 0 rows" +
+                            (f" of the {expected} handed over" if expected else "") +
+                            (f" ({', '.join(f'{n} {k}' for k, n in dropped.items())})" if dropped else "") +
+                            "; the datasource's other rows are not this task's")
+    elif dropped:  # Druid drops rows it cannot parse and still says SUCCESS
+        outcome.status = "INCOMPLETE"
+        outcome.errorMsg = ("Druid reported SUCCESS but left rows out: "
+                            + ", ".join(f"{n} {k}" for k, n in dropped.items()) + f" of {processed + sum(dropped.values())}"
+                            + " (see the task's report)")
+    elif expected is not None and processed < expected:
+        outcome.status = "INCOMPLETE"
+        outcome.errorMsg = f"Druid ingested {processed} of the {expected} rows handed over"
 
 
 def _verified_rows(client: OverlordClient, ds: str, target: int | None, budget: float) -> tuple[int | None, str | None]:

@@ -215,24 +215,49 @@ class OverlordClient:
         payload = self._report(task_id)
         return (payload or {}).get("errorMsg") or None
 
-    def row_stats(self, task_id: str) -> dict | None:
-        """Rows the task processed / found unparseable / threw away (its report's buildSegments), if any."""
-        stats = ((self._report(task_id) or {}).get("rowStats") or {}).get("buildSegments")
-        return stats if isinstance(stats, dict) else None
+    def row_stats(self, task_id: str, *, patience: float = 0.0) -> tuple[dict | None, str | None]:
+        """This task's own row counts from its completion report (``buildSegments``: processed,
+        processedWithError, thrownAway, unparseable), or (None, why they are not available). An ``index``
+        task's report has them flat, an ``index_parallel`` supervisor's under ``totals``. A report not
+        there yet (404 or empty: it is pushed when the task ends) is asked for again for ``patience``
+        seconds; a cluster whose task logs keep no reports never has one."""
+        deadline = time.monotonic() + patience
+        delay = 0.5
+        while True:
+            payload, why = self._report_or_why(task_id)
+            if payload is not None:
+                stats = payload.get("rowStats")
+                stats = stats.get("totals", stats) if isinstance(stats, dict) else None
+                stats = stats.get("buildSegments") if isinstance(stats, dict) else None
+                if isinstance(stats, dict) and isinstance(stats.get("processed"), int):
+                    return {k: stats[k] for k in ("processed", "processedWithError", "thrownAway", "unparseable")
+                            if isinstance(stats.get(k), int)}, None
+                return None, "the task's report has no row counts (rowStats.buildSegments)"
+            if time.monotonic() + delay > deadline:
+                return None, why
+            time.sleep(delay)
+            delay = min(delay * 2, 4.0)
 
     def _report(self, task_id: str) -> dict | None:
+        return self._report_or_why(task_id)[0]
+
+    def _report_or_why(self, task_id: str) -> tuple[dict | None, str]:
         try:
             status, payload = self._request("GET", f"{self.batch_url}/{quote(task_id, safe='')}/reports",
                                             retry=False)
-        except MLAnalyticsError:
-            return None
+        except MLAnalyticsError as e:
+            return None, f"the task's report could not be read ({one_line(e, 200)})"
+        if status == 404 or (status == 200 and not payload.strip()):
+            return None, "Druid keeps no report of this task (404: task logs without reports?)"
         if status != 200:
-            return None
+            return None, f"the task's report could not be read ({status}: {druid_error_message(payload)})"
         try:
             doc = json.loads(payload)["ingestionStatsAndErrors"]["payload"]
         except (ValueError, KeyError, TypeError):
-            return None
-        return doc if isinstance(doc, dict) else None
+            return None, "the task's report is not in Druid's ingestionStatsAndErrors shape"
+        if not isinstance(doc, dict):
+            return None, "the task's report is not in Druid's ingestionStatsAndErrors shape"
+        return doc, ""
 
     def shutdown(self, task_id: str) -> None:
         status, payload = self._request("POST", f"{self.batch_url}/{quote(task_id, safe='')}/shutdown")
