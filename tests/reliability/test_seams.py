@@ -393,11 +393,13 @@ def test_a_symlink_at_the_druid_task_temporary_is_not_followed(cli, tmp_path, wr
     victim = tmp_path / "victim.txt"
     victim.write_text("precious")
     (tmp_path / "druid-tasks").mkdir()
-    (tmp_path / "druid-tasks" / "sl-project.json.tmp").symlink_to(victim)
+    (tmp_path / "druid-tasks" / "sl-project.json.tmp").symlink_to(victim)  # the old fixed temporary name
+    (tmp_path / "druid-tasks" / "sl-project.json").symlink_to(victim)  # and the final name: replaced, not followed
     cfg = write_config(f"[LOCAL]\nroot = {tmp_path / 's'}\n")
     r = cli("push", EXAMPLE_DATA / "sl_projects.json", "--spec", SPEC, "--config", cfg)
     assert r.code == 0, r.err
     assert victim.read_text() == "precious"
+    assert not (tmp_path / "druid-tasks" / "sl-project.json").is_symlink()
     assert json.loads((tmp_path / "druid-tasks" / "sl-project.json").read_text())["type"] == "index_parallel"
 
 

@@ -18,7 +18,8 @@ from pathlib import Path
 from ..config import DRUID_SECTION, Config, url_problem
 from ..errors import ConfigError
 from ..retry import RetryPolicy
-from .overlord import DruidError, OverlordClient, TaskStatus, split_userinfo, summarize_task_error
+from .overlord import (DruidError, OverlordClient, TaskStatus, split_userinfo, summarize_task_error,
+                       with_task_id)
 from .sources import AZURE_SOURCES, input_source as make_input_source
 from .spec import datasource, point_spec, validate_spec
 
@@ -218,7 +219,17 @@ def hand_off(task: dict, settings: DruidSettings, retry: RetryPolicy, *, spec_ou
             prior = client.count_rows(outcome.datasource)
         except DruidError:
             prior = None
-    outcome.task = client.submit(task)
+        except KeyboardInterrupt:
+            outcome.status, outcome.errorMsg = "INTERRUPTED", "interrupted before the task was submitted"
+            return outcome
+    task = with_task_id(task)
+    try:
+        outcome.task = client.submit(task)
+    except KeyboardInterrupt:  # Ctrl-C while submitting: the task may or may not be in; say which it would be
+        outcome.task, outcome.status = task["id"], "INTERRUPTED"
+        outcome.errorMsg = (f"interrupted while submitting; task {task['id']} may have been accepted "
+                            f"(ml-analytics druid status {task['id']})")
+        return outcome
     if not wait:
         outcome.status = "SUBMITTED"
         return outcome

@@ -121,6 +121,16 @@ def _short(cause: str) -> str:
     return f"{name.rsplit('.', 1)[-1]}: {msg}" if msg else name.rsplit(".", 1)[-1]
 
 
+def with_task_id(task: dict) -> dict:
+    """``task`` with an id of its own (Druid's shape, TYPE_DATASOURCE_..., marked as ours) unless it has one."""
+    import uuid
+
+    if task.get("id"):
+        return task
+    datasource = ((task.get("spec") or {}).get("dataSchema") or {}).get("dataSource") or "task"
+    return {"id": f"{task.get('type', 'task')}_{datasource}_ml-analytics_{uuid.uuid4().hex}", **task}
+
+
 class OverlordClient:
     def __init__(self, batch_url: str, *, username: str | None = None, password: str | None = None,
                  sql_url: str | None = None, retry: RetryPolicy | None = None, verify_tls: bool = True):
@@ -182,11 +192,7 @@ class OverlordClient:
         """Submit ``task``; returns its id. The task gets an id of its own before it is sent, so a
         submission retried after a lost answer cannot start the same ingestion twice (appending the
         rows twice): Druid refuses the second as "already exists", which means the first got in."""
-        import uuid
-
-        if not task.get("id"):  # Druid's own shape (TYPE_DATASOURCE_...), marked as ours
-            datasource = ((task.get("spec") or {}).get("dataSchema") or {}).get("dataSource") or "task"
-            task = {"id": f"{task.get('type', 'task')}_{datasource}_ml-analytics_{uuid.uuid4().hex}", **task}
+        task = with_task_id(task)
         status, payload = self._request("POST", self.batch_url, task)
         self._check_auth(status, payload)
         if status in (400, 409) and b"already exists" in payload and "_ml-analytics_" in task["id"]:
