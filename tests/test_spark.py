@@ -11,6 +11,7 @@ import gzip
 import hashlib
 import io
 import json
+import re
 import os
 import shutil
 import sys
@@ -80,7 +81,8 @@ def test_every_store_gets_one_object_per_partition_and_a_manifest(spark, tmp_pat
 
     assert manifest.rows == df.count() == 1000
     assert [o.partition for o in manifest.objects] == [0, 1, 2, 4, 5]  # the empty partition wrote nothing
-    assert all(o.key == f"{manifest.run}/part-{o.partition:05d}.json" for o in manifest.objects)
+    # each task attempt writes a key of its own (part-NNNNN-a<task attempt id>.json): the manifest names the kept one
+    assert all(re.fullmatch(rf"{manifest.run}/part-{o.partition:05d}-a\d+\.json", o.key) for o in manifest.objects)
     assert set(manifest.uris) == {"LOCAL", "S3", "AZURE", "GCP"}
     every = stored(cfg, manifest.run)
     for section, objects in every.items():
@@ -145,7 +147,7 @@ def test_a_task_failing_after_its_upload_is_retried_onto_the_same_key(spark, tmp
     assert open(marker).read() == "1\n"  # the first attempt really failed, after its upload
     assert manifest.rows == 1200 and [o.partition for o in manifest.objects] == [0, 1, 2, 3]
     for section, objects in stored(cfg, manifest.run).items():
-        assert len(objects) == 5, section  # 4 parts + manifest: the retry rewrote the same key
+        assert len(objects) == 5, section  # 4 parts + manifest: the failed attempt's own object was removed
         assert sum(len(lines(objects[k])) for k in manifest.keys) == 1200
 
 
@@ -184,7 +186,7 @@ def test_upstream_failure_never_leaves_a_truncated_partition(spark, tmp_path, se
     assert "1 0 serialized" not in attempts  # the cut-short first attempt was refused before its upload
     assert [o.rows for o in manifest.objects] == [100_000] * 4
     for section, objects in stored(cfg, manifest.run).items():
-        part1 = lines(objects[f"{manifest.run}/part-00001.json"])
+        part1 = lines(objects[next(o.key for o in manifest.objects if o.partition == 1)])
         assert [r["id"] for r in part1] == list(range(100_000, 200_000)), section
 
 
@@ -309,18 +311,23 @@ def test_cleanup_removes_an_unfinished_run_and_refuses_a_committed_one(spark, tm
     cfg = store_config(tmp_path, ["S3", "LOCAL"], seaweed)
     mc = open_multicloud(cfg)
     for provider in mc.providers().values():  # what a driver that died mid-run leaves behind
+        provider.put_bytes(b'{"format": "ml-analytics-run/1"}\n', "jobs/run-9/_run.json")  # its claim
         provider.put_bytes(b'{"a":1}\n', "jobs/run-9/part-00000.json")
         provider.put_bytes(b'{"a":2}\n', "jobs/run-9/part-00001.json")
         provider.put_bytes(b'{"a":3}\n', "jobs/run-90/part-00000.json")  # a sibling run sharing the name's start
+        provider.put_bytes(b'{"a":4}\n', "jobs/plain/report.json")  # ordinary uploads: no run
     mc.close()
+    r = cli("cleanup", "--run", "jobs/plain", "--config", cfg)
+    assert r.code == 2 and "jobs/plain" in r.err and "holds no write_partitions run" in r.err, r.err
     r = cli("cleanup", "--run", "jobs/run-9", "--config", cfg, "--dry-run", "--json")
     assert r.code == 0, r.err
-    assert sorted(r.json["removed"]["S3"]) == ["jobs/run-9/part-00000.json", "jobs/run-9/part-00001.json"]
-    assert len(stored(cfg, "jobs/run-9")["S3"]) == 2
+    assert sorted(r.json["removed"]["S3"]) == ["jobs/run-9/_run.json", "jobs/run-9/part-00000.json",
+                                               "jobs/run-9/part-00001.json"]
+    assert len(stored(cfg, "jobs/run-9")["S3"]) == 3
     r = cli("cleanup", "--run", "jobs/run-9", "--config", cfg)
-    assert r.code == 0 and "S3: removed 2 object(s)" in r.out and "LOCAL: removed 2 object(s)" in r.out
+    assert r.code == 0 and "S3: removed 3 object(s)" in r.out and "LOCAL: removed 3 object(s)" in r.out
     after = stored(cfg, "jobs")
-    assert all(list(objects) == ["jobs/run-90/part-00000.json"] for objects in after.values())
+    assert all(sorted(objects) == ["jobs/plain/report.json", "jobs/run-90/part-00000.json"] for objects in after.values())
 
     manifest = write_partitions(numbers(spark, n=60, partitions=2, empty=()), "jobs", config=cfg)
     r = cli("cleanup", "--run", manifest.run, "--config", cfg)

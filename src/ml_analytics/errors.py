@@ -156,6 +156,12 @@ class PreconditionFailedError(StorageError):
     kind = "precondition"
 
 
+class AlreadyExistsError(PreconditionFailedError):
+    """A create-only write found the key taken."""
+
+    kind = "exists"
+
+
 # -- what an answer means ----------------------------------------------------------------------------
 # The one table from an HTTP status (or no answer at all) to this project's typed errors. Whether a
 # failure is retried is the error class's ``retryable``: changing the retry policy for a status is

@@ -21,13 +21,14 @@ Who uses which:
 ``Locatable``          Druid's native input sources, built in ``druid/`` from a :class:`StoreLocation`.
 ``Multipart``          the engine sizes part buffers and parts in flight per run (memory cap).
 ``BatchCleanup``       the engine calls it after a batch (S3: abort orphaned multipart uploads).
-``StagedUploads``      Spark's commit protocol (executors stage, the driver commits or aborts).
+``CreateOnly``         Spark claims a run id and writes its manifest only where nothing is (atomically).
+``PrefixCleanup``      Spark (and ``cleanup --run``) drop every unfinished upload under a run it owns.
 =====================  =============================================================================
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
@@ -102,22 +103,21 @@ class BatchCleanup(Protocol):
 
 
 @runtime_checkable
-class StagedUploads(Protocol):
-    def stage(self, chunks: Iterable[bytes], key: str) -> dict:
-        """Upload ``chunks`` for ``key`` without making them visible; return a small, picklable record
-        of what was staged (the commit needs it)."""
-
-    def commit_staged(self, staged: dict) -> "StoredObject":
-        """Make a staged upload the object at its key. Idempotent for the same record."""
-
-    def abort_staged(self, staged: dict) -> None:
-        """Drop a staged upload; the key keeps what it held. Unknown or finished records are ignored."""
-
-    def abort_all_staged(self, prefix: str) -> int:
-        """Drop every staged upload under ``prefix`` whatever its age (the caller owns the prefix)."""
+class CreateOnly(Protocol):
+    def put_bytes_new(self, data: bytes, key: str) -> "StoredObject":
+        """Store ``data`` at ``key`` only if nothing is there, atomically (the store decides: S3
+        ``If-None-Match: *``, Azure ``If-None-Match: *``, GCS ``ifGenerationMatch=0``, a hard link on a
+        folder). Raises :class:`~ml_analytics.errors.AlreadyExistsError` when the key is taken."""
 
 
-ALL = (ReadBack, StreamUpload, SignedUrls, Locatable, Multipart, BatchCleanup, StagedUploads)
+@runtime_checkable
+class PrefixCleanup(Protocol):
+    def abort_uploads_under(self, prefix: str) -> int:
+        """Drop every unfinished upload under ``prefix`` whatever its age (open multipart uploads, uncommitted
+        blocks, temporaries): the caller owns the prefix. Returns how many were dropped."""
+
+
+ALL = (ReadBack, StreamUpload, SignedUrls, Locatable, Multipart, BatchCleanup, CreateOnly, PrefixCleanup)
 
 
 def members(capability: type) -> tuple[str, ...]:
@@ -137,13 +137,5 @@ def missing_members(cls: type, capability: type) -> list[str]:
     return lacking
 
 
-def describe(capability: type) -> str:
-    return capability.__name__
-
-
-def iter_capabilities(cls: type) -> Iterator[type]:
-    yield from getattr(cls, "capabilities", ())
-
-
 __all__ = ["StoreLocation", "ReadBack", "StreamUpload", "SignedUrls", "Locatable", "Multipart", "BatchCleanup",
-           "StagedUploads", "ALL", "members", "missing_members"]
+           "CreateOnly", "PrefixCleanup", "ALL", "members", "missing_members"]

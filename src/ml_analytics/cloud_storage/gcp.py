@@ -40,14 +40,14 @@ from collections.abc import Iterator
 
 from urllib.parse import quote
 
-from ..errors import (AuthenticationError, BucketNotFoundError, ConfigError, IntegrityError, MLAnalyticsError,
-                      NetworkError, ObjectNotFoundError, ProviderNotInstalledError, StorageError, TransientError,
-                      error_class, one_line, storage_error)
+from ..errors import (AlreadyExistsError, AuthenticationError, BucketNotFoundError, ConfigError, IntegrityError,
+                      MLAnalyticsError, NetworkError, ObjectNotFoundError, PreconditionFailedError,
+                      ProviderNotInstalledError, StorageError, TransientError, error_class, one_line, storage_error)
 from ..httpclient import HttpClient, Reply, RequestFailed
 from ..retry import RetryPolicy
 from ..source import SourceFile
 from .base import CloudProvider, ObjectInfo, Option, StoredObject
-from .capabilities import Locatable, ReadBack, StoreLocation
+from .capabilities import CreateOnly, Locatable, ReadBack, StoreLocation
 
 log = logging.getLogger(__name__)
 MiB = 1024 * 1024
@@ -166,7 +166,7 @@ class GCP(CloudProvider):
     description = "Google Cloud Storage."
     extra = "gcp"
     uri_scheme = "gs"
-    capabilities = frozenset({ReadBack, Locatable})
+    capabilities = frozenset({ReadBack, Locatable, CreateOnly})
     options = (
         Option("secret_data", "path to a service-account JSON key file", arg="secret_data", kind="path"),
         Option("bucket_name", "bucket", required=True, arg="bucketName"),
@@ -375,7 +375,15 @@ class GCP(CloudProvider):
     def buffer_bytes(self, size: int) -> int:
         return size if size <= SINGLE_REQUEST_LIMIT else 2 * READ_BLOCK  # the block sent and the one held back
 
-    def put_bytes(self, data: bytes, key: str, md5: str | None = None) -> StoredObject:
+    def put_bytes_new(self, data: bytes, key: str) -> StoredObject:
+        """One request with ``ifGenerationMatch=0``: stored only if no live object is there (412)."""
+        try:
+            return self.put_bytes(data, key, new=True)
+        except PreconditionFailedError:
+            raise AlreadyExistsError(f"{self.uri(key)} exists already", provider=self.section, bucket=self.bucket,
+                                     key=key) from None
+
+    def put_bytes(self, data: bytes, key: str, md5: str | None = None, *, new: bool = False) -> StoredObject:
         """One multipart request carrying the MD5 and CRC32C in the object's metadata: GCS refuses a
         body that does not match them, so a corrupted upload never replaces the stored object."""
         import hashlib
@@ -391,8 +399,9 @@ class GCP(CloudProvider):
                          f"application/octet-stream\r\n\r\n".encode(), data, f"\r\n--{boundary}--".encode()))
         headers = {"content-type": f"multipart/related; boundary={boundary}"}
         try:
-            reply = self._send("POST", f"{self._upload_url}?uploadType=multipart&prettyPrint=false", key, data=body,
-                               headers=headers)
+            condition = "&ifGenerationMatch=0" if new else ""
+            reply = self._send("POST", f"{self._upload_url}?uploadType=multipart&prettyPrint=false{condition}", key,
+                               data=body, headers=headers)
         except (NetworkError, TransientError) as e:
             return self._landed_or_raise(key, len(data), md5, e)
         return self._verified(key, json.loads(reply.body), len(data), md5)

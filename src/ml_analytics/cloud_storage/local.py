@@ -17,12 +17,12 @@ from collections.abc import Iterable, Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 
-from ..errors import (BucketNotFoundError, ConfigError, IntegrityError, ObjectNotFoundError, PermissionDeniedError,
-                      StorageError)
+from ..errors import (AlreadyExistsError, BucketNotFoundError, ConfigError, IntegrityError, ObjectNotFoundError,
+                      PermissionDeniedError, StorageError)
 from ..keys import object_key
 from ..source import SourceFile, file_md5
 from .base import CloudProvider, ObjectInfo, Option, ProviderSettings, StoredObject
-from .capabilities import Locatable, ReadBack, StoreLocation
+from .capabilities import CreateOnly, Locatable, PrefixCleanup, ReadBack, StoreLocation
 
 _TMP_PREFIX = ".ml-analytics-tmp-"
 _HOST = socket.gethostname().replace("/", "_")
@@ -34,7 +34,7 @@ class Local(CloudProvider):
     section = "LOCAL"
     description = "A folder on this machine used as an object store (the embedded default)."
     uri_scheme = "file"
-    capabilities = frozenset({ReadBack, Locatable})
+    capabilities = frozenset({ReadBack, Locatable, CreateOnly, PrefixCleanup})
     options = (
         Option("root", "folder that holds the buckets", default="./cloud-storage", arg="root"),
         Option("bucket_name", "bucket: a folder under root", default="ml-analytics", arg="bucketName"),
@@ -119,9 +119,30 @@ class Local(CloudProvider):
             os.close(fd)
             raise
 
-    def _write(self, key: str, blocks: Iterable[bytes], summary) -> StoredObject:
+    def put_bytes_new(self, data: bytes, key: str) -> StoredObject:
+        """Like put_bytes, but the temporary is hard-linked to the object's name, which fails if it exists."""
+        import hashlib
+
+        return self._write(key, [data], lambda: (len(data), hashlib.md5(data).hexdigest()), new=True)
+
+    def abort_uploads_under(self, prefix: str) -> int:
+        """Remove every temporary under ``prefix`` whatever its writer (the caller owns the prefix)."""
+        folder = self.base.joinpath(*[s for s in self.list_prefix(prefix).split("/") if s])
+        removed = 0
+        for dirpath, _dirs, files in os.walk(folder):
+            for name in files:
+                if name.startswith(_TMP_PREFIX):
+                    try:
+                        os.unlink(os.path.join(dirpath, name))
+                        removed += 1
+                    except OSError:
+                        pass
+        return removed
+
+    def _write(self, key: str, blocks: Iterable[bytes], summary, *, new: bool = False) -> StoredObject:
         """Write to a temporary file created exclusively in the object's folder (mode 666 less the umask),
-        fsync it, record its MD5, rename it over the object's name and fsync the folder."""
+        fsync it, record its MD5, rename it over the object's name (``new``: link it there, which fails if
+        the name is taken) and fsync the folder."""
         self._ensure_bucket()
         *folders, name = object_key("", key).split("/")
         dest = self.path_of(key)
@@ -158,7 +179,15 @@ class Local(CloudProvider):
                     if os.fstat(fh.fileno()).st_size != size:
                         raise IntegrityError("written size differs from bytes read", provider=self.section,
                                              bucket=self.bucket, key=key)
-                os.replace(tmp, name, src_dir_fd=dfd, dst_dir_fd=dfd)  # a link at the name is replaced, not followed
+                if new:
+                    try:
+                        os.link(tmp, name, src_dir_fd=dfd, dst_dir_fd=dfd, follow_symlinks=False)
+                    except FileExistsError:
+                        raise AlreadyExistsError(f"{dest} exists already", provider=self.section, bucket=self.bucket,
+                                                 key=key) from None
+                    os.unlink(tmp, dir_fd=dfd)
+                else:
+                    os.replace(tmp, name, src_dir_fd=dfd, dst_dir_fd=dfd)  # a link at the name is replaced, not followed
             except BaseException:
                 try:
                     os.unlink(tmp, dir_fd=dfd)

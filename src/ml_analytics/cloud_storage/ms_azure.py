@@ -39,7 +39,8 @@ from collections.abc import Iterator
 from typing import Any
 
 from ..checksums import crc64_header
-from ..errors import (AuthenticationError, BucketNotFoundError, ConfigError, ConflictError, IntegrityError,
+from ..errors import (AlreadyExistsError, AuthenticationError, BucketNotFoundError, ConfigError, ConflictError,
+                      IntegrityError,
                       MLAnalyticsError, NetworkError, ObjectNotFoundError, PermissionDeniedError,
                       ProviderNotInstalledError, StorageError, TransientError, error_class, one_line, storage_error)
 from ..config import url_problem
@@ -48,7 +49,7 @@ from ..source import SourceFile
 from .azure_blocks import BlockStager
 from .azure_rest import BlobRest, RequestFailed, error_code
 from .base import CloudProvider, ObjectInfo, Option, StoredObject
-from .capabilities import Locatable, ReadBack, StoreLocation
+from .capabilities import CreateOnly, Locatable, PrefixCleanup, ReadBack, StoreLocation
 
 log = logging.getLogger(__name__)
 MiB = 1024 * 1024
@@ -81,7 +82,7 @@ def _parse_connection_string(text: str) -> dict[str, str]:
 
 class MSAzure(CloudProvider):
     section = "AZURE"
-    capabilities = frozenset({ReadBack, Locatable})
+    capabilities = frozenset({ReadBack, Locatable, CreateOnly, PrefixCleanup})
     default_concurrency = 32  # small blobs in flight: 32 kept Azurite busier than 16 (~6 % more files/s)
     description = "Azure Blob Storage."
     extra = "azure"
@@ -261,22 +262,44 @@ class MSAzure(CloudProvider):
         with self.translating_errors(key, writing=True):
             return self._put_blocks(src, key)
 
-    def put_bytes(self, data: bytes, key: str, md5: str | None = None) -> StoredObject:
-        """One Put Blob: a transactional Content-MD5 the service checks, and the MD5 stored with the blob."""
+    def put_bytes(self, data: bytes, key: str, md5: str | None = None, *, new: bool = False) -> StoredObject:
+        """One Put Blob: a transactional Content-MD5 the service checks, and the MD5 stored with the blob
+        (``new``: only if no blob is there, ``If-None-Match: *``)."""
         import hashlib
 
         md5 = md5 or hashlib.md5(data).hexdigest()
         b64 = base64.b64encode(bytes.fromhex(md5)).decode()
+        headers = {"x-ms-blob-type": "BlockBlob", "content-md5": b64, "x-ms-blob-content-md5": b64,
+                   "x-ms-blob-content-type": "application/octet-stream"}
+        if new:
+            headers["if-none-match"] = "*"
         try:
-            reply = self.rest.request("PUT", key, body=data, headers={
-                "x-ms-blob-type": "BlockBlob", "content-md5": b64, "x-ms-blob-content-md5": b64,
-                "x-ms-blob-content-type": "application/octet-stream"})
+            reply = self.rest.request("PUT", key, body=data, headers=headers)
         except RequestFailed as e:
+            if new and e.status in (409, 412) and error_code(e.reply) in ("BlobAlreadyExists", "ConditionNotMet"):
+                raise AlreadyExistsError(f"{self.uri(key)} exists already", provider=self.section,
+                                         bucket=self.bucket, key=key) from None
             raise self.map_error(e, key, writing=True) from None
         if reply.status == 404:
             raise self.map_error(RequestFailed(reply), key, writing=True)
         return StoredObject(self.section, key, self.uri(key), len(data), md5,
                             etag=reply.headers.get("etag", "").strip('"') or None)
+
+    def put_bytes_new(self, data: bytes, key: str) -> StoredObject:
+        return self.put_bytes(data, key, new=True)
+
+    def abort_uploads_under(self, prefix: str) -> int:
+        """Drop the uncommitted blocks of every blob under ``prefix`` (an upload that died before its Put
+        Block List): the blob's own committed list is re-committed, or the empty blob removed."""
+        dropped = 0
+        with self.translating_errors(prefix):
+            for props in self.container.list_blobs(name_starts_with=self.list_prefix(prefix) or None,
+                                                   include=["uncommittedblobs"]):
+                committed, uncommitted = self.container.get_blob_client(props.name).get_block_list("all")
+                if uncommitted:
+                    self._discard(props.name, RuntimeError("its writer is gone"))
+                    dropped += 1
+        return dropped
 
     def buffer_bytes(self, size: int) -> int:
         if size <= SINGLE_PUT_LIMIT:

@@ -29,15 +29,16 @@ from datetime import timedelta
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from ..errors import (AuthenticationError, BucketNotFoundError, ConfigError, ConflictError, IntegrityError,
+from ..errors import (AlreadyExistsError, AuthenticationError, BucketNotFoundError, ConfigError, ConflictError,
+                      IntegrityError,
                       MLAnalyticsError, NetworkError, ObjectNotFoundError, PermissionDeniedError,
                       ProviderNotInstalledError, StorageError, TransientError, error_class, one_line, storage_error)
 from ..config import url_problem
 from ..retry import RetryPolicy
 from ..source import SourceFile
 from .base import CloudProvider, ObjectInfo, Option, StoredObject
-from .capabilities import (BatchCleanup, Locatable, Multipart, ReadBack, SignedUrls, StoreLocation,
-                           StreamUpload)
+from .capabilities import (BatchCleanup, CreateOnly, Locatable, Multipart, PrefixCleanup, ReadBack, SignedUrls,
+                           StoreLocation, StreamUpload)
 from .s3_sweep import OrphanSweeper, boto3_client
 
 log = logging.getLogger(__name__)
@@ -158,7 +159,8 @@ class S3(CloudProvider):
     uri_scheme = "s3"
     quirks = QUIRKS["S3"]
     options = s3_options(endpoint_required=True, keys_required=True, addressing=True)
-    capabilities = frozenset({ReadBack, StreamUpload, SignedUrls, Locatable, Multipart, BatchCleanup})
+    capabilities = frozenset({ReadBack, StreamUpload, SignedUrls, Locatable, Multipart, BatchCleanup, CreateOnly,
+                              PrefixCleanup})
     default_concurrency = 64  # uploads in flight: obstore's client is cheap per request; 64 beat 16 and 256
 
     def __init__(self, accessKey: str | None = None, secretAccessKey: str | None = None,  # noqa: N803 (seed names)
@@ -370,6 +372,27 @@ class S3(CloudProvider):
         except Exception as e:
             raise self.map_error(e, key, writing=True) from None
         return self._stored(key, len(data), md5 or hashlib.md5(data).hexdigest(), result)
+
+    def put_bytes_new(self, data: bytes, key: str) -> StoredObject:
+        """One PUT with ``If-None-Match: *``: stored only if the key is free (412: AlreadyExistsError)."""
+        import hashlib
+
+        import obstore as obs
+        from obstore.exceptions import AlreadyExistsError as Taken, PreconditionError
+
+        try:
+            result = obs.put(self.store, key, data, mode="create", use_multipart=False)
+        except (Taken, PreconditionError):
+            raise AlreadyExistsError(f"{self.uri(key)} exists already", provider=self.section, bucket=self.bucket,
+                                     key=key) from None
+        except Exception as e:
+            raise self.map_error(e, key, writing=True) from None
+        return self._stored(key, len(data), hashlib.md5(data).hexdigest(), result)
+
+    def abort_uploads_under(self, prefix: str) -> int:
+        """Abort every open multipart upload under ``prefix`` (its owner says so), whatever its age."""
+        with self.translating_errors(prefix):
+            return self.sweeper.abort_under(self.list_prefix(prefix))
 
     def get_bytes(self, key: str) -> bytes:
         import obstore as obs

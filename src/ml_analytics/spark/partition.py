@@ -182,15 +182,17 @@ def serialize(blocks: Iterable, spool: Spool, *, gzip_level: int | None) -> int:
     return encoded.rows
 
 
-def upload_everywhere(providers: dict, key: str, payload: bytes | str, md5: str) -> list:
-    """Send one object to every provider (one thread each when several); raise the first failure."""
+def upload_everywhere(providers: dict, key: str, payload: bytes | str, md5: str) -> dict:
+    """Send one object to every provider (one thread each when several); {section: StoredObject}; raise
+    the first failure."""
     def send(provider):
         if isinstance(payload, bytes):
             return provider.put_bytes(payload, key, md5)
         return provider.put_file(payload, key)
 
     if len(providers) == 1:
-        return [send(next(iter(providers.values())))]
+        section, provider = next(iter(providers.items()))
+        return {section: send(provider)}
     stored: dict[str, object] = {}
     errors: dict[str, BaseException] = {}
 
@@ -207,15 +209,23 @@ def upload_everywhere(providers: dict, key: str, payload: bytes | str, md5: str)
         t.join()
     if errors:
         raise next(iter(errors.values()))
-    return [stored[s] for s in providers]
+    return {s: stored[s] for s in providers}
+
+
+def object_key(run_prefix: str, partition: int, task_attempt: int, suffix: str) -> str:
+    """A partition's key for one task attempt: ``RUN/part-00007-a123.json``. Every attempt (a retry, a
+    speculative copy) writes a key of its own, so none can overwrite another's object; the driver lists
+    the successful attempt's key in the manifest and removes the others'."""
+    return f"{run_prefix}/part-{partition:05d}-a{task_attempt}{suffix}"
 
 
 def partition_writer(data: tuple, run_prefix: str, suffix: str, gzip_level: int | None,
                      hook: Callable[[int, int, str], None] | None = None):
     """The function each task runs over its partition's rows (``mapPartitions``).
 
-    ``hook(partition, attempt, stage)`` is a test seam called at "serialized" and "uploaded".
-    It returns one result per provider: partition, key, uri, bytes, md5, rows.
+    ``hook(partition, attempt, stage)`` is a test seam called at "serialized", "streaming" (a big
+    partition's first part is on its way) and "uploaded". It returns one result per provider:
+    partition, key, uri, bytes, md5, rows, attempt, the task attempt's id, and the etag the store gave.
     """
 
     def write(blocks):
@@ -223,8 +233,9 @@ def partition_writer(data: tuple, run_prefix: str, suffix: str, gzip_level: int 
 
         ctx = TaskContext.get()
         partition, attempt = ctx.partitionId(), ctx.attemptNumber()
-        key = f"{run_prefix}/part-{partition:05d}{suffix}"
+        key = object_key(run_prefix, partition, ctx.taskAttemptId(), suffix)
         mc = spool = None
+        stored: dict = {}
         try:
             encoded = Encoded(blocks, gzip_level=gzip_level)
             chunks = iter(encoded)
@@ -241,7 +252,7 @@ def partition_writer(data: tuple, run_prefix: str, suffix: str, gzip_level: int 
                 if encoded.rows == 0:
                     return []
                 mc = executor_providers(data)
-                upload_everywhere(mc.providers, key, b"".join(head), encoded.md5.hexdigest())
+                stored = upload_everywhere(mc.providers, key, b"".join(head), encoded.md5.hexdigest())
             else:
                 mc = executor_providers(data)
                 providers = mc.providers
@@ -254,13 +265,15 @@ def partition_writer(data: tuple, run_prefix: str, suffix: str, gzip_level: int 
 
                 def feed():
                     yield from head
+                    if hook:
+                        hook(partition, attempt, "streaming")
                     for chunk in chunks:
                         if spool is not None:
                             spool.write(chunk)
                         yield chunk
 
                 if streamer is not None:  # uploads parts while the rest of the partition is serialized
-                    providers[streamer].put_stream(feed(), key)
+                    stored[streamer] = providers[streamer].put_stream(feed(), key)
                 else:
                     for _ in feed():
                         pass
@@ -268,11 +281,12 @@ def partition_writer(data: tuple, run_prefix: str, suffix: str, gzip_level: int 
                 if hook:
                     hook(partition, attempt, "serialized")
                 if rest:
-                    upload_everywhere(rest, key, spool.finish(), encoded.md5.hexdigest())
+                    stored.update(upload_everywhere(rest, key, spool.finish(), encoded.md5.hexdigest()))
             if hook:
                 hook(partition, attempt, "uploaded")
             return [{"partition": partition, "provider": s, "key": key, "uri": p.uri(key), "bytes": encoded.size,
-                     "md5": encoded.md5.hexdigest(), "rows": encoded.rows, "attempt": attempt}
+                     "md5": encoded.md5.hexdigest(), "rows": encoded.rows, "attempt": attempt,
+                     "task_attempt": ctx.taskAttemptId(), "etag": stored[s].etag if s in stored else None}
                     for s, p in mc.providers.items()]
         except TruncatedInput:
             raise

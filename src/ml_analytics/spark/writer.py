@@ -1,16 +1,24 @@
 """``write_partitions``: the driver side of a Spark run that writes straight to every store.
 
-1. Fix the run id on the driver; keys are ``PREFIX/RUN_ID/part-00007.json`` (``.json.gz`` with
-   gzip), so a retried or speculative task rewrites the same key.
-2. Run one Spark job: each task serializes its partition (Spark's own JSON writer, then
-   :mod:`.partition`) and uploads it to every provider; empty partitions write nothing. The
-   config reaches executors as data inside the task closure (:mod:`.shipping`); the job
-   description and RDD name carry only the run's folder.
-3. From the results Spark kept (the successful attempt of each partition), check every object
-   against the store (size, and MD5 where the store keeps one), delete anything else under the
-   run's folder, then write ``_manifest.json`` to every provider: the commit mark.
-4. If the job or the checks fail, wait for the run's tasks to stop, remove everything under the
-   run's folder, and raise :class:`SparkWriteError` (no manifest, no stray objects).
+The commit protocol (what a speculative or retried attempt cannot break):
+
+1. Fix the run id on the driver and **claim** the run's folder: ``PREFIX/RUN_ID/_run.json``, written
+   create-only to every store (S3 and Azure ``If-None-Match: *``, GCS ``ifGenerationMatch=0``, a hard
+   link on LOCAL), so two runs cannot share a run id: the second is refused before its job starts.
+2. Run one Spark job: each **task attempt** serializes its partition and uploads it under a key of its
+   own, ``PREFIX/RUN_ID/part-00007-a<task attempt id>.json`` (``.json.gz`` with gzip). A retry or a
+   speculative copy never writes another attempt's key. The config reaches executors as provider
+   settings inside the task closure (:mod:`.shipping`); the job description and RDD name carry only
+   the run's folder.
+3. ``collect()`` gives the one attempt Spark counted as successful for each partition. The driver then
+   **waits until every attempt of the job has ended** (Spark's active task count falls to zero; a
+   killed speculative loser can run on for seconds), checks every kept object against the store (size,
+   and the etag the store gave the attempt or the MD5 it keeps), removes every other object and every
+   unfinished upload (open multipart uploads, uncommitted blocks, temporaries) under the run's folder,
+   and writes ``_manifest.json`` **last**, create-only. No object the manifest lists can change after it:
+   an attempt that outlived the wait can only add a key of its own, which the manifest does not list.
+4. If the job or the checks fail: cancel the job, wait for its attempts to end, remove everything under
+   the run's folder, and raise :class:`SparkWriteError` (no manifest, no stray objects).
 """
 
 from __future__ import annotations
@@ -22,14 +30,17 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 
+from ..cloud_storage.capabilities import CreateOnly
 from ..errors import StorageError, UsageError, one_line, redact
 from ..keys import object_key
-from .removal import delete_keys, remove_run, run_objects
 from .manifest import MANIFEST_NAME, Manifest, ManifestObject, now
+from .removal import MARKER_NAME, abort_uploads, claim, delete_keys, remove_run, run_objects
 from .shipping import open_multicloud, shipped_settings
 
 COMPRESSIONS = {None: ".json", "gzip": ".json.gz"}
-KILL_GRACE = 2.5  # seconds: Spark destroys a killed task's Python worker after spark.python.task.killTimeout (2 s)
+# How long the driver waits for the attempts Spark is still killing (a speculative loser's Python worker
+# lives on 2-4 s after its kill: a 2 s poll, then spark.python.task.killTimeout) before it commits anyway.
+ATTEMPTS_END_TIMEOUT = 60.0
 _JOB_PROPERTIES = ("spark.jobGroup.id", "spark.job.description", "spark.job.interruptOnCancel")
 
 
@@ -43,7 +54,8 @@ def new_run_id() -> str:
 
 def write_partitions(df, prefix: str, *, config=None, sections=None, compression: str | None = None,
                      compresslevel: int = 6, run_id: str | None = None,
-                     _task_hook: Callable[[int, int, str], None] | None = None) -> Manifest:
+                     _task_hook: Callable[[int, int, str], None] | None = None,
+                     _attempts_timeout: float = ATTEMPTS_END_TIMEOUT) -> Manifest:
     """Write every partition of ``df`` as newline-delimited JSON to every configured provider.
 
     ``config``: a config.ini path, a :class:`~ml_analytics.config.Config`, a MultiCloud, or None
@@ -62,23 +74,19 @@ def write_partitions(df, prefix: str, *, config=None, sections=None, compression
         raise UsageError(f"compression must be None or 'gzip', got {compression!r}")
     if not 0 <= compresslevel <= 9:
         raise UsageError(f"compresslevel must be 0-9, got {compresslevel}")
-    chosen = run_id is not None
     run_id = run_id or new_run_id()
     run = object_key(prefix, run_id)  # the key rule checks prefix and run id now, on the driver
     mc = open_multicloud(config, sections)
     try:
         providers = mc.providers()  # config errors surface here, before any Spark job
-        if chosen:  # a failed run removes its folder: never let it be a folder that holds another run
-            for section, provider in providers.items():
-                if next(iter(provider.list(run + "/")), None) is not None:
-                    raise UsageError(f"write_partitions: {provider.uri(run + '/')} already holds objects "
-                                     "(another run's); choose a new run_id or remove that run first")
         sc = df.sparkSession.sparkContext
+        warn_if_shipped_in_clear(sc, mc)
+        claim(providers, run, run_id)  # two runs never share a run id (create-only marker)
         rows = RDD(json_lines(df), sc, FramedRows())
         task = partition_writer(shipped_settings(mc), run, COMPRESSIONS[compression],
                                 compresslevel if compression else None, _task_hook)
         written = rows.mapPartitions(task).setName(f"ml-analytics write_partitions {run}")
-        group = f"ml-analytics-{run_id}"
+        group = f"ml-analytics-{run_id}-{uuid.uuid4().hex[:6]}"
         saved = {p: sc.getLocalProperty(p) for p in _JOB_PROPERTIES}
         sc.setJobGroup(group, f"ml-analytics write_partitions {run}", interruptOnCancel=True)
         try:
@@ -94,6 +102,7 @@ def write_partitions(df, prefix: str, *, config=None, sections=None, compression
             for prop, value in saved.items():
                 sc.setLocalProperty(prop, value)
         try:
+            wait_for_attempts(sc, group, _attempts_timeout)
             return commit(providers, run, run_id, results, compression)
         except BaseException:
             remove_run(providers, run)
@@ -118,7 +127,8 @@ def json_lines(df):
 
 
 def commit(providers: dict, run: str, run_id: str, results: list[dict], compression: str | None) -> Manifest:
-    """Check the collected results against the stores, drop strays, write the manifest everywhere."""
+    """Check the kept attempts' objects against the stores, drop everything else under the run's folder
+    (other attempts' objects, unfinished uploads), then write the manifest everywhere, create-only."""
     by_partition: dict[int, dict[str, dict]] = {}
     for r in results:
         by_partition.setdefault(r["partition"], {})[r["provider"]] = r
@@ -132,27 +142,42 @@ def commit(providers: dict, run: str, run_id: str, results: list[dict], compress
         objects.append(ManifestObject(first["key"], partition, first["rows"], first["bytes"], first["md5"]))
     manifest = Manifest(run_id, run, objects, {s: p.uri(f"{run}/{MANIFEST_NAME}") for s, p in providers.items()},
                         compression, now())
+    keep = set(manifest.keys) | {f"{run}/{MARKER_NAME}"}
     for section, provider in providers.items():
-        verify_objects(section, provider, objects)
-        listed = set(manifest.keys)
-        delete_keys(provider, [k for k in run_objects(provider, run) if k not in listed])
+        verify_objects(section, provider, objects, {p: got[section] for p, got in by_partition.items()})
+        abort_uploads(provider, run)
+        delete_keys(provider, [k for k in run_objects(provider, run) if k not in keep])
     body = manifest.to_json()
     for provider in providers.values():
-        provider.put_bytes(body, manifest.key)
+        if provider.can(CreateOnly):
+            provider.put_bytes_new(body, manifest.key)
+        else:
+            provider.put_bytes(body, manifest.key)
+    for provider in providers.values():  # the manifest marks the run now; a folder holds parts + manifest
+        provider.delete(f"{run}/{MARKER_NAME}")
     return manifest
 
 
-def verify_objects(section: str, provider, objects: list[ManifestObject]) -> None:
-    """Every object is in the store with the collected size (and MD5, where the store's metadata has one)."""
+def verify_objects(section: str, provider, objects: list[ManifestObject], results: dict[int, dict]) -> None:
+    """Every kept object is in the store as its attempt wrote it: its size, and its checksum where the
+    store tells one (the MD5 it keeps: GCS, single Put Blob, LOCAL, single-PUT S3), else the etag the
+    store gave the attempt's upload (an S3 multipart upload, Azure blocks): an object another attempt
+    replaced would differ."""
     def check(obj: ManifestObject) -> str | None:
         info = provider.stat(obj.key)
         if info is None:
             return f"{obj.key} is missing"
         if info.size != obj.bytes:
             return f"{obj.key} holds {info.size} bytes, its task wrote {obj.bytes}"
-        stored = info.md5  # only what the store keeps as metadata (GCS, Azure): no object is read back
-        if stored and stored != obj.md5:
-            return f"{obj.key} has MD5 {stored}, its task wrote {obj.md5}"
+        stored = provider.stored_md5(info)
+        written = results.get(obj.partition, {}).get("etag")
+        if stored:
+            if stored != obj.md5:
+                return f"{obj.key} has MD5 {stored}, its task wrote {obj.md5}"
+        elif written and info.etag and info.etag.strip('"') != written.strip('"'):
+            return f"{obj.key} has etag {info.etag}, not the one its task's upload got ({written})"
+        elif not info.etag and not written:
+            return f"{obj.key}: the store gives neither an MD5 nor an etag to check it against"
         return None
 
     if not objects:
@@ -164,27 +189,57 @@ def verify_objects(section: str, provider, objects: list[ManifestObject]) -> Non
         raise SparkWriteError(f"{section}: {problems[0]}{more}; not committing the run")
 
 
-def _stop_and_remove(sc, group: str, providers: dict, run: str) -> None:
-    """Cancel what is left of the run's job, wait for its tasks to end, then remove its objects."""
-    sc.cancelJobGroup(group)
+def _active_attempts(sc, group: str) -> int:
     tracker = sc.statusTracker()
-    deadline = time.monotonic() + 60
-    had_active = False
+    active = 0
+    for job in tracker.getJobIdsForGroup(group):
+        info = tracker.getJobInfo(job)
+        for stage in (info.stageIds if info else ()):
+            st = tracker.getStageInfo(stage)
+            active += st.numActiveTasks if st else 0
+    return active
+
+
+def wait_for_attempts(sc, group: str, timeout: float = ATTEMPTS_END_TIMEOUT) -> bool:
+    """Wait until no attempt of the run's job is running any more (speculative losers and retried attempts
+    being killed included); False if some were still running at ``timeout`` (they can then only add keys
+    of their own, which nothing lists)."""
+    deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        active = 0
-        for job in tracker.getJobIdsForGroup(group):
-            info = tracker.getJobInfo(job)
-            for stage in (info.stageIds if info else ()):
-                st = tracker.getStageInfo(stage)
-                active += st.numActiveTasks if st else 0
-        if not active:
-            break
-        had_active = True
+        if not _active_attempts(sc, group):
+            return True
         time.sleep(0.2)
+    return False
+
+
+def _stop_and_remove(sc, group: str, providers: dict, run: str) -> None:
+    """Cancel what is left of the run's job, wait for its attempts to end, then remove its objects."""
+    sc.cancelJobGroup(group)
+    ended = wait_for_attempts(sc, group)
     remove_run(providers, run)
-    if had_active:  # a killed task's worker may still finish an upload: look again once it is surely gone
-        time.sleep(KILL_GRACE)
+    if not ended:  # an attempt still running may add an object: look once more after it surely ended
+        time.sleep(5.0)
         remove_run(providers, run)
+
+
+def warn_if_shipped_in_clear(sc, mc) -> None:
+    """Say once per application when credentials travel to executors of a cluster in clear text: the
+    provider settings ride inside the task closures, which Spark encrypts only with
+    spark.authenticate and spark.network.crypto.enabled on."""
+    import logging
+
+    conf = sc.getConf()
+    master = conf.get("spark.master", "local")
+    if master.startswith("local") or not mc.secrets or getattr(sc, "_ml_analytics_warned", False):
+        return
+    if conf.get("spark.network.crypto.enabled", "false").lower() != "true" or \
+            conf.get("spark.authenticate", "false").lower() != "true":
+        sc._ml_analytics_warned = True
+        logging.getLogger(__name__).warning(
+            "write_partitions sends the store credentials to the executors inside the tasks; on %s they cross the "
+            "network in clear text: set spark.authenticate=true and spark.network.crypto.enabled=true (and the "
+            "same secret on the master and workers), or let the executors take credentials from their own "
+            "environment", master)
 
 
 _PY_ERROR = re.compile(r"^([A-Za-z_][\w.]*(?:Error|Exception|Input|Interrupt)): (.*)$", re.M)

@@ -305,6 +305,40 @@ class ProviderConformance:
             assert changed, ("the provider says it reads a file twice (reads_once = False) but never read past its "
                              "size: declare reads_once = True")
 
+    # -- declared capabilities ---------------------------------------------------------------------------
+    def test_declared_capabilities_work(self, provider, read_back, tmp_path):
+        """Each capability the provider declares does what it promises (a declared but broken one fails)."""
+        from ..cloud_storage import capabilities as cap
+        from ..errors import AlreadyExistsError, ObjectNotFoundError
+
+        declared = type(provider).capabilities
+        if cap.ReadBack in declared:
+            provider.put_bytes(b"read me back\n", "cap/read.json")
+            assert provider.get_bytes("cap/read.json") == b"read me back\n"
+            with pytest.raises(ObjectNotFoundError):
+                provider.get_bytes("cap/none-here.json")
+        if cap.CreateOnly in declared:
+            stored = provider.put_bytes_new(b"first\n", "cap/claim.json")
+            assert stored.key == "cap/claim.json" and stored.bytes == 6
+            with pytest.raises(AlreadyExistsError):
+                provider.put_bytes_new(b"second\n", "cap/claim.json")
+            assert read_back("cap/claim.json") == b"first\n"
+        if cap.StreamUpload in declared:
+            chunks = [os.urandom(MiB) for _ in range(3)]
+            stored = provider.put_stream(iter(chunks), "cap/stream.bin")
+            assert stored.bytes == 3 * MiB and read_back("cap/stream.bin") == b"".join(chunks)
+        if cap.SignedUrls in declared:
+            import urllib.request
+
+            provider.put_bytes(b"signed\n", "cap/signed.json")
+            with urllib.request.urlopen(provider.sign_url("cap/signed.json"), timeout=30) as resp:
+                assert resp.read() == b"signed\n"
+        if cap.PrefixCleanup in declared:
+            assert isinstance(provider.abort_uploads_under("cap/"), int)
+        if cap.Locatable in declared:
+            loc = provider.location()
+            assert loc.kind in ("s3", "azure", "gcs", "file") and loc.bucket
+
     def test_multicloud_seed_api(self, request, provider, read_back, tmp_path):
         config_text = _fixture(request, "config_text")
         from ..cloud_storage.cloud import MultiCloud
