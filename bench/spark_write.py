@@ -75,6 +75,49 @@ def report_rows(spark, rows: int, partitions: int):
         "'false' as private_program")
 
 
+class CgroupCpu:
+    """CPU seconds of this process and everything it starts from now on (the Spark driver JVM, executors,
+    their Python daemons and workers, a standalone cluster's master and workers), read from a cgroup's
+    ``cpuacct.usage``: exact, and it counts processes that ended between two readings (PySpark's daemon
+    lets the kernel reap its workers, so their CPU never reaches any parent's counters). The store, started
+    before, stays outside. None when this machine allows no cgroup."""
+
+    ROOT = Path("/sys/fs/cgroup/cpuacct")
+
+    def __init__(self):
+        self.path = self.ROOT / f"ml-analytics-bench-{os.getpid()}"
+        self.path.mkdir()
+        (self.path / "cgroup.procs").write_text(str(os.getpid()))
+        self.last = self.read()
+
+    @classmethod
+    def open(cls):
+        try:
+            return cls()
+        except OSError:
+            return None
+
+    def read(self) -> float:
+        return int((self.path / "cpuacct.usage").read_text()) / 1e9
+
+    def delta(self) -> float:
+        now = self.read()
+        diff, self.last = now - self.last, now
+        return diff
+
+    def close(self) -> None:
+        (self.ROOT / "cgroup.procs").write_text(str(os.getpid()))
+        for pid in (self.path / "cgroup.procs").read_text().split():  # whatever is left: move it out
+            try:
+                (self.ROOT / "cgroup.procs").write_text(pid)
+            except OSError:
+                pass
+        try:
+            self.path.rmdir()
+        except OSError:
+            pass
+
+
 class CpuMeter:
     """CPU seconds spent since the last call, per kind of process under this one (and the store)."""
 
@@ -120,6 +163,9 @@ def main() -> None:
     ap.add_argument("--partitions", type=int, default=16)
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--master", default="local[2]")
+    ap.add_argument("--cluster", action="store_true",
+                    help="start a standalone cluster (a master and two workers of one core each, from the pyspark "
+                         "wheel: tests/harness/spark_cluster.py) and run on it instead of --master")
     ap.add_argument("--driver-memory", default="3g")
     ap.add_argument("--jars", default=None, help="folder with hadoop-aws-*.jar and aws-java-sdk-bundle-*.jar "
                                                  "(default: fetch them through spark.jars.packages)")
@@ -142,7 +188,15 @@ def main() -> None:
     work = Path(args.work or tempfile.mkdtemp(prefix="spark-bench-"))
     work.mkdir(parents=True, exist_ok=True)
     server = SeaweedFS(workdir=work / "seaweed").start()
+    meter = CgroupCpu.open()  # from here on, every process this one starts is counted (the store is not)
+    cluster = None
     try:
+        if args.cluster:
+            sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+            from harness.spark_cluster import SparkCluster
+
+            cluster = SparkCluster(work / "cluster", worker_memory="2g").start()
+            args.master = cluster.url
         bucket = server.create_bucket("bench")
         cfg_path = work / "config.ini"
         cfg_path.write_text(f"[S3]\nendpoint_url = {server.endpoint}\naccess_key = {server.access_key}\n"
@@ -155,6 +209,10 @@ def main() -> None:
                    .config("spark.driver.memory", args.driver_memory).config("spark.ui.enabled", "false")
                    .config("spark.ui.showConsoleProgress", "false")
                    .config("spark.local.dir", str(work / "spark-local")))
+        if cluster is not None:
+            for k, v in {**cluster.driver_conf(), "spark.executor.memory": "1500m",
+                         "spark.driver.memory": args.driver_memory}.items():
+                builder = builder.config(k, v)
         hv = hadoop_version()
         if not args.no_s3a:
             if args.jars:
@@ -209,6 +267,7 @@ def main() -> None:
             methods["Spark's own writer to s3a://"] = s3a
         cpu = CpuMeter()
         times: dict[str, list[float]] = {name: [] for name in methods}
+        cpus: dict[str, list[float]] = {name: [] for name in methods}
         errors: dict[str, str] = {}
         full, df = df, report_rows(spark, 20_000, args.partitions).persist()  # warm-up: Python workers,
         df.count()                                                             # clients, jars, JIT
@@ -225,6 +284,8 @@ def main() -> None:
                     continue
                 tag = uuid.uuid4().hex[:8]
                 cpu.delta()
+                if meter:
+                    meter.delta()
                 t0 = time.monotonic()
                 try:
                     prefix = run(tag)
@@ -232,23 +293,42 @@ def main() -> None:
                     errors[name] = " ".join(str(e).split())[:600]
                     continue
                 times[name].append(time.monotonic() - t0)
-                print(f"  rep {rep + 1}: {name}: {times[name][-1]:.2f} s; CPU s {cpu.delta()}", flush=True)
+                if meter:
+                    cpus[name].append(meter.delta())
+                total = f"; all of Spark {cpus[name][-1]:.1f} CPU s" if meter else ""
+                print(f"  rep {rep + 1}: {name}: {times[name][-1]:.2f} s{total}; by process (sampled) "
+                      f"{cpu.delta()}", flush=True)
                 remove_prefix(server, bucket, prefix)
         base = statistics.median(times[next(iter(methods))])
+        gib = args.size_mib / 1024
+        where = "a standalone cluster of two one-core workers" if cluster else args.master
         print(f"\n{args.size_mib} MiB of report rows ({'computed' if args.computed else 'cached'}), "
-              f"{args.partitions} partitions, {args.master}, SeaweedFS on loopback; "
+              f"{args.partitions} partitions, {where}, SeaweedFS on loopback (its CPU not counted); "
               f"median of {args.reps}; ratio = method / write_partitions\n")
-        print("| method | seconds | MiB/s | ratio |\n|---|---|---|---|")
+        if meter:
+            cpu_base = statistics.median(cpus[next(iter(methods))]) / gib
+            print("| method | seconds | ratio | CPU s per GiB (driver + executors + Python workers) | ratio |\n"
+                  "|---|---|---|---|---|")
+        else:
+            print("no cgroup here: CPU per GiB not measured\n| method | seconds | ratio |\n|---|---|---|")
         for name, ts in times.items():
-            if ts:
-                m = statistics.median(ts)
-                print(f"| {name} | {m:.2f} | {args.size_mib / m:.0f} | {m / base:.2f} |")
-            else:
-                print(f"| {name} | failed | | |")
+            if not ts:
+                print(f"| {name} | failed | | |" + (" |" if meter else ""))
+                continue
+            m = statistics.median(ts)
+            row = f"| {name} | {m:.2f} | {m / base:.2f} |"
+            if meter:
+                c = statistics.median(cpus[name]) / gib
+                row += f" {c:.1f} | {c / cpu_base:.2f} |"
+            print(row)
         for name, err in errors.items():
             print(f"\n{name} failed: {err}")
         spark.stop()
     finally:
+        if cluster is not None:
+            cluster.stop()
+        if meter:
+            meter.close()
         server.stop()
         if not args.work:
             shutil.rmtree(work, ignore_errors=True)

@@ -336,25 +336,30 @@ class S3(CloudProvider):
         return StoredObject(self.section, key, stored.uri, src.bytes_read, src.md5, etag=stored.etag)
 
     def put_stream(self, chunks: Iterable[bytes], key: str) -> StoredObject:
-        """A multipart upload fed while ``chunks`` are produced (Spark partitions); aborted if they raise."""
+        """A multipart upload fed while ``chunks`` are produced (Spark partitions); aborted if they raise.
+        No per-upload sweep: the caller owns the prefix and drops every open upload under it at the end
+        (a Spark run's commit), which also catches a lost CreateMultipartUpload answer's orphan."""
         counted = _Counted(chunks)
-        stored = self._put_parts(iter(counted), key, self.part_size, None)
+        stored = self._put_parts(iter(counted), key, self.part_size, None, sweep=False)
         return StoredObject(self.section, key, stored.uri, counted.size, None, etag=stored.etag)
 
-    def _put_parts(self, chunks: Iterator[bytes], key: str, part: int, parts_in_flight: int | None) -> StoredObject:
+    def _put_parts(self, chunks: Iterator[bytes], key: str, part: int, parts_in_flight: int | None, *,
+                   sweep: bool = True) -> StoredObject:
         import obstore as obs
 
         started = time.time()
-        self.sweeper.warm_up()  # build the sweep's client while the parts go up, not after
+        if sweep:
+            self.sweeper.warm_up()  # build the sweep's client while the parts go up, not after
         try:
             result = obs.put(self.store, key, chunks, chunk_size=part,
                              max_concurrency=parts_in_flight or self.default_part_concurrency)
         except Exception as e:
             error = self.map_error(_root(e), key, writing=True)
-            if not error.retryable:  # the store answers: clean up now (an unreachable one: at the batch's end)
+            if sweep and not error.retryable:  # the store answers: clean up now (unreachable: at the batch's end)
                 self.sweeper.sweep_key(key, started)
             raise error from None
-        self.sweeper.sweep_key(key, started)
+        if sweep:
+            self.sweeper.sweep_key(key, started)
         return self._stored(key, 0, None, result)
 
     def finish_batch(self, big_items, since: float, failed_keys=frozenset()) -> int:

@@ -2,7 +2,9 @@
 
 A run's objects are trusted only through its manifest: written by the driver after every
 partition succeeded and every object was checked against the store, it lists each object's key,
-partition, rows, bytes and MD5 (of the stored bytes, gzip included). A folder without a manifest
+partition, rows, bytes and checksums of the stored bytes (gzip included): CRC-64/NVME always, MD5 for
+partitions sent in one request (a partition streamed in parts is not MD5'd: that cost the executors
+more CPU than anything else but the JSON itself). A folder without a manifest
 is an unfinished or failed run (see :mod:`.removal`).
 """
 
@@ -18,7 +20,8 @@ from ..cloud_storage.capabilities import ReadBack
 from ..errors import MLAnalyticsError, ObjectNotFoundError, StorageError, UsageError, one_line
 
 MANIFEST_NAME = "_manifest.json"
-FORMAT = "ml-analytics-manifest/1"
+FORMAT = "ml-analytics-manifest/2"
+FORMATS = ("ml-analytics-manifest/1", FORMAT)  # /1: every object had an md5 and no crc64nvme
 
 
 @dataclass(frozen=True)
@@ -27,7 +30,8 @@ class ManifestObject:
     partition: int
     rows: int
     bytes: int
-    md5: str
+    md5: str | None  # of the stored bytes; None for a partition streamed in parts (its crc64nvme says it)
+    crc64nvme: str | None = None  # hex CRC-64/NVME of the stored bytes
 
 
 @dataclass
@@ -72,10 +76,11 @@ class Manifest:
     def from_json(cls, text: bytes | str, where: str = "manifest") -> "Manifest":
         try:
             doc = json.loads(text)
-            if doc.get("format") != FORMAT:
-                raise ValueError(f"format is {doc.get('format')!r}, expected {FORMAT!r}")
+            if doc.get("format") not in FORMATS:
+                raise ValueError(f"format is {doc.get('format')!r}, expected one of {', '.join(FORMATS)}")
             objects = [ManifestObject(str(o["key"]), int(o["partition"]), int(o["rows"]), int(o["bytes"]),
-                                      str(o["md5"])) for o in doc["objects"]]
+                                      str(o["md5"]) if o.get("md5") else None, o.get("crc64nvme") or None)
+                       for o in doc["objects"]]
             manifest = cls(str(doc["run_id"]), str(doc["run"]), objects, dict(doc.get("providers") or {}),
                            doc.get("compression"), str(doc.get("created") or ""))
         except (ValueError, KeyError, TypeError, AttributeError) as e:

@@ -139,7 +139,9 @@ def commit(providers: dict, run: str, run_id: str, results: list[dict], compress
         missing = [s for s in providers if s not in got]
         if missing:
             raise SparkWriteError(f"write_partitions {run}: partition {partition} has no result for {missing[0]}")
-        objects.append(ManifestObject(first["key"], partition, first["rows"], first["bytes"], first["md5"]))
+        md5 = first.get("md5") or next((r.get("md5") for r in got.values() if r.get("md5")), None)
+        objects.append(ManifestObject(first["key"], partition, first["rows"], first["bytes"], md5,
+                                      first.get("crc64nvme")))
     manifest = Manifest(run_id, run, objects, {s: p.uri(f"{run}/{MANIFEST_NAME}") for s, p in providers.items()},
                         compression, now())
     keep = set(manifest.keys) | {f"{run}/{MARKER_NAME}"}
@@ -169,11 +171,14 @@ def verify_objects(section: str, provider, objects: list[ManifestObject], result
             return f"{obj.key} is missing"
         if info.size != obj.bytes:
             return f"{obj.key} holds {info.size} bytes, its task wrote {obj.bytes}"
-        stored = provider.stored_md5(info)
         written = results.get(obj.partition, {}).get("etag")
+        stored = provider.stored_md5(info) if obj.md5 else None
         if stored:
             if stored != obj.md5:
                 return f"{obj.key} has MD5 {stored}, its task wrote {obj.md5}"
+        elif info.crc64 and obj.crc64nvme:
+            if info.crc64 != obj.crc64nvme:
+                return f"{obj.key} has CRC64 {info.crc64}, its task wrote {obj.crc64nvme}"
         elif written and info.etag and info.etag.strip('"') != written.strip('"'):
             return f"{obj.key} has etag {info.etag}, not the one its task's upload got ({written})"
         elif not info.etag and not written:
