@@ -25,7 +25,8 @@ from .spec import datasource, point_spec, validate_spec
 
 DEFAULT_TIMEOUT = 3600.0
 MAX_TIMEOUT = 7 * 24 * 3600.0  # a week: anything longer is a typo, not a wait
-ROWS_BUDGET = 120.0  # at most this long for segments to be served after SUCCESS
+ROWS_BUDGET = 120.0  # at most this long for segments to be served after SUCCESS (the count decides)
+ROWS_FIGURE_BUDGET = 30.0  # the same when the task's report decided and the count is an extra figure
 
 
 def seconds(value: str | float, what: str, *, maximum: float = MAX_TIMEOUT) -> float:
@@ -268,8 +269,11 @@ def _judge(outcome: DruidOutcome, client: OverlordClient, task: dict, expected: 
         target = processed + (prior or 0) if appending else processed
     elif expected is not None:
         target = expected + (prior or 0) if appending else expected
+    # How long to wait for the new segments to be served: the full budget when the count is the verdict;
+    # when the report decided, the count is a figure only (and a task that ingested nothing adds nothing).
+    wait = ROWS_BUDGET if stats is None else 0.0 if processed == 0 else ROWS_FIGURE_BUDGET
     outcome.rows, count_error = _verified_rows(client, outcome.datasource, target,
-                                               min(max(5.0, budget_left), ROWS_BUDGET))
+                                               min(max(5.0 if wait else 0.0, budget_left), wait))
     if stats is None:
         outcome.rows_error = f"judged by the datasource's row count: {why}" + (f"; {count_error}" if count_error
                                                                                 else "")
