@@ -205,7 +205,7 @@ def test_skip_unchanged_uploads_nothing_the_second_time(cli, seaweed, tmp_path):
     bucket = seaweed.create_bucket(fresh_name("sync"))
     data = tmp_path / "data"
     data.mkdir()
-    for f in EXAMPLE_DATA.glob("*.json"):
+    for f in [*EXAMPLE_DATA.glob("*.json"), EXAMPLE_DATA.parent / "observations" / "observation_status.json"]:
         (data / f.name).write_bytes(f.read_bytes())
     (data / "big.bin").write_bytes(os.urandom(12 * 1024 * 1024))  # multipart: compared by multipart ETag
     cfg = tmp_path / "c.ini"

@@ -309,7 +309,8 @@ class OverlordClient:
             raise DruidError(f"DRUID: unexpected SQL answer {one_line(str(rows), 200)}") from None
 
     def ping(self) -> str:
-        status, payload = self._request("GET", f"{self.base}/druid/indexer/v1/tasks?state=running")
+        """One look at the Overlord (``check``: a probe says what it finds, it does not wait out retries)."""
+        status, payload = self._request("GET", f"{self.base}/druid/indexer/v1/tasks?state=running", retry=False)
         self._check_auth(status, payload)
         if status != 200:
             raise DruidError(f"DRUID: {self.base} answered {status}: {druid_error_message(payload)}")
