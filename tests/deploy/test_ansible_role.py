@@ -26,7 +26,7 @@ from conftest import fresh_name  # noqa: E402
 from ml_analytics.compat.install import MARKER  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
-SUNBIRD = HERE / "sunbird"
+SUNBIRD = HERE / "plays"  # not beside a roles/ folder: ansible-playbook would prefer that one
 NVSK_KEY = "Manage_Learn_Data/micro_improvement/micro_improvement.json"
 PRIVATE_KEY = "-----BEGIN PRIVATE KEY-----\nPLANTED-gcp-private-key-0123456789\n-----END PRIVATE KEY-----\n"
 AZURE_KEY = "Zml4dHVyZS1ub3QtYS1yZWFsLWtleS0wMTIzNDU2Nzg5"  # base64, not a real key
