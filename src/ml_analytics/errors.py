@@ -78,8 +78,8 @@ _TOKEN_END = " \t\r\n'\"<>,;()[]{}"
 
 
 def _in_local_path(text: str, s: int, e: int) -> bool:
-    """Whether text[s:e] lies inside a file path (``/…``, ``./…``, ``~/…``, ``file:///…``): never another URL, a query string
-    or a ``key=value`` pair, where credentials travel."""
+    """Whether text[s:e] lies inside a file path (``/…``, ``./…``, ``~/…``, ``file:///…``): never another
+    URL, a query string or a ``key=value`` pair, where credentials travel."""
     begin = s
     while begin > 0 and text[begin - 1] not in _TOKEN_END:
         begin -= 1

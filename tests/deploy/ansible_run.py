@@ -29,7 +29,9 @@ class Played:
 
 
 def ansible_playbook() -> Path:
-    return Path(sys.executable).parent / "ansible-playbook"
+    """The ansible-playbook of the ansible-core installed for this interpreter (the test extra)."""
+    beside = Path(sys.executable).parent / "ansible-playbook"
+    return beside if beside.is_file() else Path(shutil.which("ansible-playbook") or beside)
 
 
 def run_playbook(playbook: Path, inventory: Path, work: Path, *, roles: list[Path], extra: list[str] = (),

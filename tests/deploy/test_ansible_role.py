@@ -188,10 +188,12 @@ SERVICE_VARS = {
 PROVIDERS = {
     "ORACLE": ("ORACLE", {"cloud_public_storage_accountname": "0123456789abcdef0123456789abcdef01234567",
                           "cloud_public_storage_secret": "fixture-oci-secret-0123456789=",
-                          "ml_analytics_cloud_endpoint_url": "https://ns.compat.objectstorage.ap-mumbai-1.oraclecloud.com",
+                          "ml_analytics_cloud_endpoint_url":
+                              "https://ns.compat.objectstorage.ap-mumbai-1.oraclecloud.com",
                           "ml_analytics_cloud_nvsk_bucket_name": "nvsk-reports"}),
     "aws": ("AWS", {"cloud_public_storage_accountname": "AKIAFIXTURE000000000",
-                    "cloud_public_storage_secret": "fixture/aws+secret0123456789", "cloud_public_storage_region": "us-east-1",
+                    "cloud_public_storage_secret": "fixture/aws+secret0123456789",
+                    "cloud_public_storage_region": "us-east-1",
                     "ml_analytics_cloud_endpoint_url": "https://s3.internal.example:9000"}),
     "gcloud": ("GCP", {"cloud_public_storage_accountname": "sa@fixture.iam.gserviceaccount.com",
                        "cloud_public_storage_secret": "fixture-gcp-account-key-0123",

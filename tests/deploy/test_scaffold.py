@@ -27,7 +27,8 @@ FILL_MODULE = {
         '    "SignatureDoesNotMatch": AuthenticationError}'],
     'raise NotImplementedError("[ACME] client(): TODO build the SDK client")': [
         "import boto3",
-        'self._client = boto3.client("s3", endpoint_url=self.endpoint_url, region_name=self.region_name or "us-east-1",',
+        'self._client = boto3.client("s3", endpoint_url=self.endpoint_url,',
+        '                            region_name=self.region_name or "us-east-1",',
         "                            aws_access_key_id=self._secret_access_key,",
         "                            aws_secret_access_key=self._secret_secret_access_key)"],
     'raise NotImplementedError("[ACME] put_file: TODO send data to key, with its MD5")': [
@@ -77,7 +78,8 @@ def scaffolded(tmp_path_factory):
     role = work / "roles" / "ml-analytics-service"
     shutil.copytree(SERVICE_ROLES / "ml-analytics-service", role)
     sample = work / "config.sample"
-    sample.write_text("[ORACLE]\n\nendpoint_url = {{ ml_ORACLE_endpoint_url }}\n\nbucket_name = {{ ml_ORACLE_bucket_name }}\n")
+    sample.write_text("[ORACLE]\n\nendpoint_url = {{ ml_ORACLE_endpoint_url }}\n\n"
+                      "bucket_name = {{ ml_ORACLE_bucket_name }}\n")
     before = {p: p.read_bytes() for p in (role / "defaults" / "main.yml", role / "templates" / "config.j2", sample)}
     args = ("scaffold", "provider", "acme", "-o", work / "acme", "--role", role, "--config-sample", sample)
     dry = run_cli(*args, "--dry-run", cwd=work)

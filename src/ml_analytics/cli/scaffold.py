@@ -35,7 +35,8 @@ from .scaffold_texts import BRANCH, CONFIG_SAMPLE, DEFAULTS, PROVIDER, PYPROJECT
 DEFAULT_KEYS = ("endpoint_url", "access_key:secret", "secret_access_key:secret", "region_name", "bucket_name:required")
 # The sunbird-devops variables the role's existing branches render these keys from.
 SHARED_VARIABLES = {"endpoint_url": "cloud_public_storage_endpoint", "access_key": "cloud_public_storage_accountname",
-                    "account_name": "cloud_public_storage_accountname", "secret_access_key": "cloud_public_storage_secret",
+                    "account_name": "cloud_public_storage_accountname",
+                    "secret_access_key": "cloud_public_storage_secret",
                     "account_key": "cloud_public_storage_secret", "region_name": "cloud_public_storage_region",
                     "bucket_name": "cloud_storage_telemetry_bucketname",
                     "container_name": "cloud_storage_telemetry_bucketname"}
@@ -69,8 +70,8 @@ def _texts(name: str, keys: list[Key], csp: str, out: Path) -> dict[str, str]:
                          ', kind="url"' if k.name.endswith("_url") else ""))
         opts.append(f'        Option("{k.name}", "TODO: what {k.name} is"{flags}),')
     ordered = [k for k in keys if k.required] + [k for k in keys if not k.required]
-    args = "\n        self," + "".join(f"\n        {k.name}: str," if k.required else f"\n        {k.name}: str | None = None,"
-                   for k in ordered) + "\n    "
+    args = "\n        self," + "".join(f"\n        {k.name}: str," if k.required
+                                         else f"\n        {k.name}: str | None = None," for k in ordered) + "\n    "
     body = []
     for k in keys:
         if k.name == "bucket_name":
