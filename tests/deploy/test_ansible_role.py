@@ -124,12 +124,13 @@ def test_a_second_run_changes_nothing(deployment):
 def test_a_re_checkout_of_the_originals_is_repaired_by_the_next_run(deployment):
     checked_out = deployment["steps"]["checked_out"]
     assert checked_out["cloud.py"].startswith("# Test fixture: stands in")  # the service role undid it
-    assert "nvsk_bucket_name" not in checked_out["config"] and checked_out["mode"] == 0o600  # mode kept
+    # ... and made config.ini 0755 again (its recursive chmod of BASEPATH runs before its render)
+    assert "nvsk_bucket_name" not in checked_out["config"] and checked_out["mode"] == 0o755
     third = deployment["steps"]["third"]
     assert third.code == 0 and third.changed() > 0, third.out[-4000:]
     state = deployment["steps"]["third_state"]
     assert state["cloud.py"].startswith(MARKER)
-    assert _ini(state["config"])["COMMON"]["nvsk_bucket_name"] == deployment["nvsk"]
+    assert _ini(state["config"])["COMMON"]["nvsk_bucket_name"] == deployment["nvsk"] and state["mode"] == 0o600
     backups = list((deployment["service"] / "cloud_storage").glob("ml-analytics-compat-backup-*/cloud.py"))
     assert backups and all(b.read_text().startswith("# Test fixture: stands in") for b in backups)
     # the service role's config.ini backups (config.ini.<time>~) hold the same credentials: 0600 too
@@ -238,7 +239,8 @@ def rendered(request, tmp_path_factory):
         config_path = work / value / "ml-analytics-service"
         (config_path / "cloud_storage").mkdir(parents=True)
         hosts[value.lower()] = {**SERVICE_VARS, **variables, "cloud_service_provider": value,
-                                "config_path": str(config_path)}
+                                "config_path": str(config_path),
+                                "ml_analytics_cloud_gcp_key_file": str(work / value / "etc" / "gcp.json")}
     played = run_playbook(SUNBIRD / "render.yml", inventory(work / "inventory", hosts), work, roles=[roles, ROLES])
     return played, work
 
@@ -258,7 +260,7 @@ def test_the_rendered_config_is_accepted_by_check_for_every_provider(rendered, v
         assert config["COMMON"]["nvsk_bucket_name"] == "nvsk-reports"
     if value == "gcloud":  # the key from the variable, not the service role's {account_name, account_key}
         key_file = Path(config["GCP"]["secret_data"])
-        assert key_file == service / "ml-analytics-cloud-gcp.json" and stat.S_IMODE(key_file.stat().st_mode) == 0o600
+        assert key_file == work / value / "etc" / "gcp.json" and stat.S_IMODE(key_file.stat().st_mode) == 0o600
         assert json.loads(key_file.read_text())["private_key"] == PRIVATE_KEY
         assert "account_key" in json.loads((service / "cloud_secrets.json").read_text())  # left, unused
     r = cli("check", "--offline", "--json", "--config", service / "config.ini")
