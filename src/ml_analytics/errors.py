@@ -42,12 +42,58 @@ def redact(text: str, secrets: Iterable[str] = ()) -> str:
     """Return ``text`` with known secret values, URL passwords and credential-shaped fragments masked."""
     text = redact_userinfo(text)
     for value in sorted({s for s in secrets if s and len(s) >= 4}, key=len, reverse=True):
-        text = text.replace(value, MASK)
+        if value in text:
+            text = _mask(text, value)
     low = text.lower()
     if any(t in low for t in _TRIGGERS):  # the patterns below only match where one of these occurs
         for pattern, replacement in _SECRET_PATTERNS:
             text = pattern.sub(replacement, text)
     return text
+
+
+# A credential this long is masked wherever it occurs; a shorter value (an access key such as ``minio``)
+# also occurs by chance in ordinary text, and is masked only where it stands alone.
+ALWAYS_MASKED_LENGTH = 16
+
+
+def _mask(text: str, value: str) -> str:
+    """``text`` with ``value`` masked. A value shorter than :data:`ALWAYS_MASKED_LENGTH` is left where it is
+    not the value standing alone: inside a longer word (``data`` in ``metadata``) or inside a local file
+    path (``/tmp/data/r.json``), the name of a file a message must show."""
+    if len(value) >= ALWAYS_MASKED_LENGTH:
+        return text.replace(value, MASK)
+    out, start = [], 0
+    for m in re.finditer(re.escape(value), text):
+        s, e = m.span()
+        inside_word = ((s > 0 and text[s - 1].isalnum() and value[0].isalnum())
+                       or (e < len(text) and text[e].isalnum() and value[-1].isalnum()))
+        if inside_word or _in_local_path(text, s, e):
+            continue
+        out += [text[start:s], MASK]
+        start = e
+    return "".join(out) + text[start:] if out else text
+
+
+_TOKEN_END = " \t\r\n'\"<>,;()[]{}"
+
+
+def _in_local_path(text: str, s: int, e: int) -> bool:
+    """Whether text[s:e] lies inside a file path (``/…``, ``./…``, ``~/…``, ``file:///…``): never another
+    URL, a query string or a ``key=value`` pair, where credentials travel."""
+    begin = s
+    while begin > 0 and text[begin - 1] not in _TOKEN_END:
+        begin -= 1
+    end = e
+    while end < len(text) and text[end] not in _TOKEN_END:
+        end += 1
+    token = text[begin:end].rstrip(":.")
+    if e > begin + len(token):
+        return False
+    if token.startswith("file:///"):  # a LOCAL store's URI is a path too
+        token = token[len("file://"):]
+    if not token.startswith(("/", "./", "../", "~/")) or token.startswith("//"):
+        return False
+    return not any(c in token for c in ("://", "?", "=", "@", "&", "%"))
 
 
 def one_line(text: str, limit: int = 400) -> str:

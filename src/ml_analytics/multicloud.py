@@ -81,6 +81,11 @@ class MultiCloud:
             self.sections = chosen
         else:
             if not configured:
+                blank = [s for s in self.config.sections() if registry.is_provider(s) and self.config.is_blank(s)]
+                if blank:  # rendered with every value empty (an unset deployment variable): name it
+                    raise ConfigError(f"every value is empty, so no storage provider is configured; "
+                                      f"fill in its keys ({', '.join(self.config.raw_keys(blank[0]))})",
+                                      path=self.config.path, section=blank[0])
                 raise ConfigError(f"no storage provider configured; add a section such as [LOCAL] "
                                   f"(known: {', '.join(registry.known_names())})", path=self.config.path)
             self.sections = configured

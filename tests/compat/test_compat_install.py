@@ -15,7 +15,7 @@ from deployment import Deployment
 from ml_analytics.compat.install import MARKER, MODULES
 
 SHIM_DIR = Path(__file__).resolve().parents[2] / "src" / "ml_analytics" / "compat" / "shim"
-STDLIB_ONLY = {"configparser", "json", "os", "shutil", "subprocess", "sys", "tempfile", "_ml_analytics_runner"}
+STDLIB_ONLY = {"atexit", "configparser", "json", "os", "shutil", "subprocess", "sys", "tempfile", "_ml_analytics_runner"}
 
 
 def _snapshot(folder: Path) -> dict:

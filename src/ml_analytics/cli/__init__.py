@@ -29,6 +29,7 @@ COMMANDS: dict[str, tuple[str, ...]] = {
     "check": ("check",),
     "providers": ("providers",),
     "init": ("init",),
+    "scaffold": ("scaffold",),
     "compat": ("compat",),
     "spark": ("cleanup",),
 }

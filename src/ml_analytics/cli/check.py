@@ -18,15 +18,22 @@ def check_command(ctx, config_path, offline, json_mode):
     from .. import schema
     from ..cloud_storage.registry import registry
     from ..config import DRUID_SECTION
-    from ..druid.checks import check_druid
+    from ..cloud_storage.capabilities import Locatable
+    from ..druid.checks import check_druid, spec_mismatches
 
     output = output_for(ctx, json_mode)
     config = load_config(config_path, output)
     rows = []
     worst = EXIT_OK
+    locations = {}  # section -> StoreLocation of each provider built, to compare the Druid specs with
     provider_sections = [s for s in config.sections() if registry.is_provider(s)]
     if not provider_sections:
         rows.append({"section": "-", "status": "error", "message": f"{config.path}: no storage provider section"})
+        worst = EXIT_USAGE
+    if provider_sections and all(config.is_blank(s) for s in provider_sections):
+        rows.append({"section": provider_sections[0], "status": "error",
+                     "message": f"every value is empty, so no storage provider is configured; fill in its keys "
+                                f"({', '.join(config.raw_keys(provider_sections[0]))})"})
         worst = EXIT_USAGE
     for section in provider_sections:
         if config.is_blank(section):
@@ -36,6 +43,8 @@ def check_command(ctx, config_path, offline, json_mode):
         try:
             provider = registry.get(section).from_config(config, section)
             output.add_secrets(provider.secrets)
+            if provider.can(Locatable):
+                locations[section] = provider.location()
             message = "config valid (not contacted)" if offline else provider.check()
             rows.append({"section": section, "status": "ok", "message": message})
         except MLAnalyticsError as e:
@@ -60,6 +69,9 @@ def check_command(ctx, config_path, offline, json_mode):
         except MLAnalyticsError as e:
             worst = max(worst, e.exit_code)
             rows.append({"section": DRUID_SECTION, "status": "error", "message": str(e)})
+        else:
+            rows += [{"section": DRUID_SECTION, "status": "warning", "message": m}
+                     for m in spec_mismatches(config, locations)]
     if json_mode:
         output.json(schema.check(ok=worst == EXIT_OK, config=config.path, sections=rows))
     else:

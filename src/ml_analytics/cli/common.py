@@ -5,8 +5,10 @@ Command modules import these public helpers and nothing private from each other.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
+import os
 import sys
 import time
 from dataclasses import dataclass, field
@@ -16,6 +18,9 @@ import click
 from ..errors import EXIT_FAILED, EXIT_OK, MLAnalyticsError, one_line, redact
 
 log = logging.getLogger("ml_analytics")
+# A file naming the warnings already printed in this job run: the compat modules pass it to every
+# upload call of one job, so a warning is printed once per run, not once per call.
+JOB_WARNINGS_ENV = "ML_ANALYTICS_JOB_WARNINGS"
 
 
 class Output:
@@ -50,7 +55,37 @@ class Output:
         self.err(f"ml-analytics: error: {one_line(text, 2000)}")
 
     def warn(self, text: str) -> None:
-        self.err(f"ml-analytics: warning: {one_line(text, 2000)}")
+        self.once(f"ml-analytics: warning: {one_line(text, 2000)}")
+
+    def once(self, line: str) -> None:
+        """A warning or notice on stderr, unless this job run printed it already ($ML_ANALYTICS_JOB_WARNINGS)."""
+        line = self.clean(line)
+        if not said_before(line):
+            self.err(line)
+
+
+def said_before(line: str) -> bool:
+    """Whether ``line`` was printed earlier in this job run; records it if not. Without the variable (or
+    when its file cannot be used) every line is new. The file holds digests, never the text."""
+    path = os.environ.get(JOB_WARNINGS_ENV)
+    if not path:
+        return False
+    digest = hashlib.sha256(line.encode("utf-8", "replace")).hexdigest()[:32]
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND | getattr(os, "O_NOFOLLOW", 0), 0o600)
+    except OSError:
+        return False
+    with os.fdopen(fd, "r+", encoding="ascii", errors="replace") as fh:
+        try:
+            import fcntl
+
+            fcntl.flock(fh, fcntl.LOCK_EX)  # two uploads of one job at once: one of them prints
+        except (ImportError, OSError):
+            pass
+        if digest in fh.read().split():
+            return True
+        fh.write(digest + "\n")
+    return False
 
 
 class RedactingFilter(logging.Filter):
@@ -106,7 +141,7 @@ def load_config(config_path, output: Output):
     config.announced = True
     for line in config_warnings(config):
         if line.startswith("notice: "):
-            output.err(f"ml-analytics: {line}")
+            output.once(f"ml-analytics: {line}")
         else:
             output.warn(line)
     if config_path is None:  # found by looking (or not found): say which, once the command has run

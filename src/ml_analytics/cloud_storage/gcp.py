@@ -84,7 +84,7 @@ class _Body:
     store never receives the last byte and never commits."""
 
     def __init__(self, src: SourceFile):
-        import google_crc32c
+        google_crc32c = _sdk("google_crc32c")
 
         self.src = src
         self.crc = google_crc32c.Checksum()
@@ -388,8 +388,7 @@ class GCP(CloudProvider):
         body that does not match them, so a corrupted upload never replaces the stored object."""
         import hashlib
 
-        import google_crc32c
-
+        google_crc32c = _sdk("google_crc32c")
         md5 = md5 or hashlib.md5(data).hexdigest()
         meta = {"name": key, "contentType": "application/octet-stream", "md5Hash": _b64(bytes.fromhex(md5)),
                 "crc32c": _b64(google_crc32c.value(data).to_bytes(4, "big"))}

@@ -69,6 +69,7 @@ def _get(doc: dict, *path: str) -> Any:
 
 def validate_spec(task: dict, label: str = "spec") -> None:
     """Refuse what Druid would refuse (400) or fail on, naming the field."""
+    _refuse_query_spec(task, label)
     ttype = task.get("type")
     if ttype not in TASK_TYPES:
         raise SpecError(f"{label}: type must be one of {', '.join(TASK_TYPES)} (native batch), got {ttype!r}")
@@ -135,8 +136,15 @@ def is_query_spec(doc: dict) -> bool:
     return "queryType" in doc and "type" not in doc
 
 
+def _refuse_query_spec(task: dict, label: str) -> None:
+    if is_query_spec(task):
+        raise SpecError(f"{label}: a Druid query spec (queryType {task.get('queryType')!r}), not an ingestion "
+                        f"task spec; name an ingestion spec (e.g. project_injestion_spec)")
+
+
 def check_shape(task: dict, label: str = "spec") -> None:
     """Validate everything but the input source, before anything is uploaded."""
+    _refuse_query_spec(task, label)
     if not isinstance(task.get("spec"), dict):
         raise SpecError(f"{label}: missing the 'spec' object")
     if not isinstance(task["spec"].get("ioConfig"), dict):

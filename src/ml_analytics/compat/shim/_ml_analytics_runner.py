@@ -7,6 +7,7 @@ its command line: they stay in config.ini, or travel in the child's environment.
 Standard library only, Python 3.6+.
 """
 
+import atexit
 import json
 import os
 import shutil
@@ -16,6 +17,20 @@ import tempfile
 
 COMMAND = None  # the ml-analytics command, filled in by ml-analytics compat install
 ENV_PREFIX = "ML_ANALYTICS_"
+# ml-analytics prints each warning once per job run, not once per upload call: it records the ones
+# it printed in this file, one per job process, removed when the job ends.
+WARNINGS_FILE = os.path.join(tempfile.gettempdir(), "ml-analytics-warnings-{}-{}".format(os.getpid(),
+                                                                                      os.urandom(8).hex()))
+
+
+def _forget_warnings():
+    try:
+        os.unlink(WARNINGS_FILE)
+    except OSError:
+        pass
+
+
+atexit.register(_forget_warnings)
 
 
 class CloudUploadError(Exception):
@@ -69,6 +84,7 @@ def upload(blob_path, local_path, file_name, config=None, to=(), env=None, env_o
                 del child_env[name]
         cwd = tempfile.mkdtemp(prefix="ml-analytics-")  # no ./config.ini to be found there
     child_env.update(env or {})
+    child_env[ENV_PREFIX + "JOB_WARNINGS"] = WARNINGS_FILE
     try:
         try:
             proc = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
