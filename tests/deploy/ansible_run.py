@@ -36,7 +36,9 @@ def ansible_playbook() -> Path:
 
 def run_playbook(playbook: Path, inventory: Path, work: Path, *, roles: list[Path], extra: list[str] = (),
                  timeout: int = 600) -> Played:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("ML_ANALYTICS_", "ANSIBLE_"))}
+    # PYTHONPATH would let the role's pip see a source tree as installed: the role must install for itself.
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("ML_ANALYTICS_", "ANSIBLE_")) and k not in ("PYTHONPATH", "PYTHONHOME")}
     (work / "ansible-tmp").mkdir(parents=True, exist_ok=True)
     env.update({"ANSIBLE_ROLES_PATH": ":".join(map(str, roles)), "ANSIBLE_NOCOLOR": "1",
                 "ANSIBLE_RETRY_FILES_ENABLED": "0", "ANSIBLE_LOCAL_TEMP": str(work / "ansible-tmp"),
