@@ -74,6 +74,8 @@ class MultiCloud:
             for name in sections:
                 cls = registry.get(name)  # unknown provider name: UsageError listing the known ones
                 real = next((s for s in self.config.sections() if s.upper() == cls.section), None)
+                if real is None and cls.configured_without_section(self.config):
+                    real = cls.section  # configured through the deployment's own sections (release 6.0)
                 if real is None:
                     raise UsageError(f"--to {name}: {self.config.path} has no [{cls.section}] section")
                 if real not in chosen:
@@ -86,8 +88,10 @@ class MultiCloud:
             self.sections = configured
 
     def configured_sections(self) -> list[str]:
-        """Provider sections present in the config and not entirely blank."""
-        return [s for s in self.config.sections() if registry.is_provider(s) and not self.config.is_blank(s)]
+        """Provider sections present in the config and not entirely blank, then those the config configures
+        through the deployment's own sections (release 6.0's config.ini configures [ML_CORE])."""
+        found = [s for s in self.config.sections() if registry.is_provider(s) and not self.config.is_blank(s)]
+        return found + [s for s in registry.implied(self.config) if s not in found]
 
     def provider(self, section: str) -> CloudProvider:
         if section not in self._providers:

@@ -25,6 +25,7 @@ def check_command(ctx, config_path, offline, json_mode):
     rows = []
     worst = EXIT_OK
     provider_sections = [s for s in config.sections() if registry.is_provider(s)]
+    provider_sections += [s for s in registry.implied(config) if s not in provider_sections]
     if not provider_sections:
         rows.append({"section": "-", "status": "error", "message": f"{config.path}: no storage provider section"})
         worst = EXIT_USAGE
