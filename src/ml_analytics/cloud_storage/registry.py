@@ -58,13 +58,14 @@ BUILTINS: dict[str, str] = {
     "ORACLE": "ml_analytics.cloud_storage.oracle:Oracle",
     "AZURE": "ml_analytics.cloud_storage.ms_azure:MSAzure",
     "GCP": "ml_analytics.cloud_storage.gcp:GCP",
+    "ML_CORE": "ml_analytics.cloud_storage.ml_core:MLCore",
 }
 REQUIRED_METHODS = ("put_file", "stat", "list", "delete")
 # Core operations a store may declare it cannot do at all (``cannot``), with the reason.
 DECLINABLE = ("list", "delete")
 # This package's own modules: never taken for a dropped-in provider module.
 PACKAGE_MODULES = {"__init__", "base", "capabilities", "registry", "cloud", "local", "s3", "s3_sweep", "aws",
-                   "oracle", "ms_azure", "azure_rest", "azure_blocks", "gcp"}
+                   "oracle", "ms_azure", "azure_rest", "azure_blocks", "gcp", "ml_core"}
 # A drop-in folder file is imported only when written against this project, and never when it is
 # one of the compat shims (`ml-analytics compat install` marks them).
 _DROPIN_MARK = "ml_analytics"
