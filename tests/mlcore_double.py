@@ -43,8 +43,8 @@ yet (the whole request then answers 500); the double gives GCS entries no ``down
 RC22-24 did) so that the GCS path can be tested at all.
 
 Switches, for the failure tests (each counts down one signing request at a time): ``expired`` (URLs that
-expired before they were handed out), ``failures`` (500 answers), ``short`` (the last file of the
-request gets no URL). ``token`` may be changed at any time. ``requests`` records every request's body
+ended ``expired_by`` seconds before they were handed out: the store checks and refuses them),
+``failures`` (500 answers), ``short`` (the last file of the request gets no URL). ``token`` may be changed at any time. ``requests`` records every request's body
 and whether its token was right (never the token); ``issued`` every URL handed out.
 """
 
@@ -243,6 +243,7 @@ class MLCoreDouble:
     def __init__(self, signer, token: str, *, prefix: str = "/ml-core"):
         self.signer, self.token, self.prefix = signer, token, prefix.rstrip("/")
         self.expired = 0
+        self.expired_by = 60.0  # seconds before it was handed out that an "expired" URL ended
         self.failures = 0
         self.short = 0
         self.requests: list[dict] = []
@@ -329,9 +330,9 @@ class MLCoreDouble:
         if doc.get("action") != "signedUrl":
             permission = "r"
         now = datetime.now(timezone.utc)
-        if self._take("expired"):  # handed out already expired: signed as if long ago
+        if self._take("expired"):  # handed out already expired: signed as if earlier, ending expired_by ago
             span = timedelta(minutes=expires) if self.signer.minutes else timedelta(seconds=expires)
-            now = now - 2 * span - timedelta(minutes=5)
+            now = now - span - timedelta(seconds=self.expired_by)
         bucket, folder = doc["bucketName"], doc.get("folderPath") or ""
         entries = []
         for name in files:

@@ -237,14 +237,28 @@ class _EveryStore:
         assert all(w["action"] == "signedUrl" and w["bucketName"] == bucket for w in writes)
 
     def test_expired_urls_are_renewed(self, double, bucket, read_back, tmp_path):
+        """The store itself refuses the expired URL (403, GCS's 400 ExpiredToken): one fresh URL, no retry
+        spent; a URL that ended long before it was handed out is not even sent."""
         provider = _provider(double, bucket, retry=RetryPolicy(max_retries=0))  # renewal is no retry
-        double.expired = 1  # the first URL had expired when it was handed out
-        stored = provider.put_bytes(b'{"a": 1}\n', "observation/status/sl_observation_status.json")
-        assert read_back(stored.key) == b'{"a": 1}\n'
-        signings = [q for q in double.requests if q["body"] and q["body"].get("operation") == "write"]
-        assert len(signings) == 2 and double.expired == 0
+        big = tmp_path / "big.json"
+        big.write_bytes(os.urandom(9 * MiB))  # the streamed path too
+        for key, put in (("observation/status/sl_observation_status.json", lambda k: provider.put_bytes(b"a\n", k)),
+                         ("projects/big.json", lambda k: provider.put_file(big, k))):
+            double.expired = 1  # the first URL ended a minute before it was handed out
+            before = len(double.requests)
+            stored = put(key)
+            signings = [q for q in double.requests[before:] if q["body"] and q["body"].get("operation") == "write"]
+            assert len(signings) == 2 and double.expired == 0
+        assert read_back("observation/status/sl_observation_status.json") == b"a\n"
+        assert read_back("projects/big.json") == big.read_bytes()
         double.expired = 1
-        assert provider.stat(stored.key).size == len(b'{"a": 1}\n')  # reads renew too
+        assert provider.stat(stored.key).size == 9 * MiB  # reads renew too
+        double.expired, double.expired_by = 1, 3600.0  # ended an hour before: renewed without sending it
+        provider.put_bytes(b"b\n", "o/stale.json")
+        assert read_back("o/stale.json") == b"b\n"
+        double.expired, double.expired_by = 2, 3600.0  # the service keeps handing out dead URLs
+        with pytest.raises(StorageError, match="handed out a URL that had ended at .*; clocks apart"):
+            provider.put_bytes(b"c\n", "o/dead.json")
 
     def test_a_url_refused_twice_fails_naming_the_store_and_nothing_is_stored(self, double_for, bucket, proxied,
                                                                               read_back):

@@ -80,6 +80,7 @@ SCHEMES = {"AZURE": "azure", "AWS": "s3", "OCI": "s3", "S3": "s3", "GCLOUD": "gs
 CLOUDS = {"azure": "AZURE", "aws": "AWS", "oci": "OCI", "s3": "S3", "gcloud": "GCLOUD"}  # its CLOUD_STORAGE_PROVIDER
 GCS_WRITE_CONTENT_TYPE = "multipart/form-data"  # what the service signs into every GCS write URL
 EXPIRY_MARGIN = 30.0  # seconds: a URL this close to its end is renewed before it is used again
+CLOCK_SKEW = 300.0  # seconds: a fresh URL that ended longer ago than this is useless whatever the clocks say
 MAX_STAT_BODY = 64 * 1024
 INTEGRITY_CODES = frozenset({"BadDigest", "InvalidDigest", "Md5Mismatch", "InvalidMd5", "Crc64Mismatch"})
 BUCKET_CODES = frozenset({"NoSuchBucket", "ContainerNotFound", "ContainerBeingDeleted"})
@@ -150,6 +151,11 @@ class Signed:
 
     def expiring(self, now: float | None = None) -> bool:
         return self.expires is not None and self.expires - (now or time.time()) < EXPIRY_MARGIN
+
+    def stale(self, now: float | None = None) -> bool:
+        """Ended before it was handed out, by more than two clocks may disagree: not worth sending (a big
+        body to a URL the store refuses at once would end as a broken connection, not as its answer)."""
+        return self.expires is not None and (now or time.time()) - self.expires > CLOCK_SKEW
 
     @property
     def origin(self) -> str:
@@ -412,6 +418,11 @@ class MLCore(CloudProvider):
                 if signed is None or signed.expiring():
                     signed = state["signed"] = self.sign(key, operation)
                 try:
+                    if signed.stale():
+                        ended = datetime.fromtimestamp(signed.expires, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+                        raise _Renew(StorageError(f"ml-core-service handed out a URL that had ended at {ended} (this "
+                                                  f"machine's clock: {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())})"
+                                                  f"; clocks apart?", **self._kw(key)))
                     return send(signed)
                 except _Renew as e:
                     if state["renewed"]:
