@@ -401,6 +401,14 @@ def test_release60_sections_configure_it_without_a_section_of_its_own(s3_double,
     both = _release60_config(tmp_path, s3_double, s3_bucket, extra="[ML_CORE]\nbucket_name = other-bucket\n")
     with MultiCloud(both) as mc2:
         assert mc2.sections == ["ML_CORE"] and mc2.provider("ML_CORE").bucket == "other-bucket"
+    # next to another provider section, 6.0's sections alone add nothing; --to ML_CORE or an [ML_CORE] header do
+    local = f"[LOCAL]\nroot = {tmp_path / 'store'}\n"
+    with MultiCloud(_release60_config(tmp_path, s3_double, s3_bucket, extra=local)) as mc3:
+        assert mc3.sections == ["LOCAL"]
+    with MultiCloud(_release60_config(tmp_path, s3_double, s3_bucket, extra=local), sections=["ML_CORE"]) as mc4:
+        assert mc4.sections == ["ML_CORE"] and mc4.provider("ML_CORE").bucket == s3_bucket
+    with MultiCloud(_release60_config(tmp_path, s3_double, s3_bucket, extra=local + "[ML_CORE]\n")) as mc5:
+        assert mc5.sections == ["LOCAL", "ML_CORE"] and mc5.provider("ML_CORE").url == s3_double.url
 
 
 def test_cli_upload_to_ml_core_with_release60_config(s3_double, s3_bucket, tmp_path, seaweed, cli):

@@ -68,7 +68,6 @@ class MultiCloud:
         self.retry = RetryPolicy.from_config(self.config)  # read once: a bad setting fails now, for every provider
         self._providers: dict[str, CloudProvider] = {}
         self.last_engine: TransferEngine | None = None  # the last batch's engine (second-pass figures)
-        configured = self.configured_sections()
         if sections:
             chosen = []
             for name in sections:
@@ -82,16 +81,18 @@ class MultiCloud:
                     chosen.append(real)
             self.sections = chosen
         else:
+            configured = self.configured_sections()
             if not configured:
                 raise ConfigError(f"no storage provider configured; add a section such as [LOCAL] "
                                   f"(known: {', '.join(registry.known_names())})", path=self.config.path)
             self.sections = configured
 
     def configured_sections(self) -> list[str]:
-        """Provider sections present in the config and not entirely blank, then those the config configures
-        through the deployment's own sections (release 6.0's config.ini configures [ML_CORE])."""
+        """Provider sections present in the config and not entirely blank; with none, those the config
+        configures through the deployment's own sections (release 6.0's config.ini configures [ML_CORE];
+        next to another provider section, an [ML_CORE] header, even empty, adds it)."""
         found = [s for s in self.config.sections() if registry.is_provider(s) and not self.config.is_blank(s)]
-        return found + [s for s in registry.implied(self.config) if s not in found]
+        return found or registry.implied(self.config)
 
     def provider(self, section: str) -> CloudProvider:
         if section not in self._providers:

@@ -25,7 +25,8 @@ def check_command(ctx, config_path, offline, json_mode):
     rows = []
     worst = EXIT_OK
     provider_sections = [s for s in config.sections() if registry.is_provider(s)]
-    provider_sections += [s for s in registry.implied(config) if s not in provider_sections]
+    if not [s for s in provider_sections if not config.is_blank(s)]:  # as MultiCloud: release 6.0's own sections
+        provider_sections += registry.implied(config)
     if not provider_sections:
         rows.append({"section": "-", "status": "error", "message": f"{config.path}: no storage provider section"})
         worst = EXIT_USAGE

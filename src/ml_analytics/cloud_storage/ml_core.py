@@ -48,11 +48,9 @@ import base64
 import json
 import logging
 import math
-import mimetypes
 import re
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -448,6 +446,8 @@ class MLCore(CloudProvider):
 
     # -- the provider contract ------------------------------------------------------------------
     def _headers(self, signed: Signed, md5: str) -> dict[str, str]:
+        import mimetypes  # here, not at the top: every run that resolves providers imports this module
+
         if signed.kind == "gcs":
             return {"content-type": GCS_WRITE_CONTENT_TYPE}
         if signed.kind == "unknown":  # what release 6.0 sent to every URL
@@ -551,6 +551,8 @@ class MLCore(CloudProvider):
     def check(self) -> str:
         """The service signs writes for the bucket and the bucket answers through a read URL. Nothing is
         written: a probe object could not be deleted."""
+        import uuid
+
         probe = f".ml-analytics-check/{uuid.uuid4().hex}"
         self._run(probe, "write", lambda signed: signed)
         if self.stat(probe) is not None:

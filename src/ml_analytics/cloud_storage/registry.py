@@ -399,7 +399,8 @@ class ProviderRegistry:
         """Provider sections a config configures without naming them: the built-ins (and providers already
         registered) whose option fallbacks read the deployment's own sections, such as [ML_CORE] from release
         6.0's [ML_CORE_SERVICE_URL], [API_HEADERS] and [CLOUD]. Looked at only for a config that has
-        deployment sections, so a plain config imports nothing more."""
+        deployment sections (and by MultiCloud only when it has no provider section), so other runs import
+        nothing more."""
         from ..config import DEPLOYMENT_SECTIONS
 
         present = {s.upper() for s in config.sections()}
