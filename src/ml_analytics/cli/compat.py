@@ -61,7 +61,7 @@ def _warn_unconfigured_ml_core(config_path: Path, output) -> None:
     from ..errors import MLAnalyticsError
 
     try:
-        config = Config.load(config_path, env={}, known_sections=tuple(registry.known_names()))
+        config = Config.load(config_path, known_sections=tuple(registry.known_names()))  # env: as the jobs run
         cls = registry.get("ML_CORE")
         if any(s.upper() == "ML_CORE" for s in config.sections()) or cls.configured_without_section(config):
             return
