@@ -555,3 +555,19 @@ def test_keys_are_split_as_the_service_joins_them():
     assert split_key("observation/status/sl_observation_status.json") == ("observation/status/",
                                                                            "sl_observation_status.json")
     assert split_key("druidData.json") == ("d", "ruidData.json")  # folderPath must not be empty
+
+
+def test_oci_urls_are_s3_urls_in_seconds(seaweed, s3_bucket):
+    """A service deployed on OCI signs path-style SigV4 URLs (the S3 compatibility API), counts expiresIn in
+    seconds and names s3:// URIs for Druid."""
+    double = MLCoreDouble(S3Signer(seaweed.endpoint, seaweed.access_key, seaweed.secret_key, provider="oci"), TOKEN)
+    try:
+        provider = _provider(double, s3_bucket, expiresIn=900)
+        stored = provider.put_bytes(b"oci\n", "projects/oci.json")
+        provider.put_bytes(b"oci\n", "projects/oci2.json")
+        assert stored.uri == f"s3://{s3_bucket}/projects/oci.json"
+        assert [q["body"]["expiresIn"] for q in double.requests] == [900, 900]
+        assert seaweed.boto3_client().get_object(Bucket=s3_bucket, Key="projects/oci.json")["Body"].read() == b"oci\n"
+        assert provider.check().startswith(f"ml-core-service signs for bucket '{s3_bucket}' (OCI)")
+    finally:
+        double.close()
