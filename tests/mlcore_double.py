@@ -44,8 +44,9 @@ RC22-24 did) so that the GCS path can be tested at all.
 
 Switches, for the failure tests (each counts down one signing request at a time): ``expired`` (URLs that
 ended ``expired_by`` seconds before they were handed out: the store checks and refuses them),
-``failures`` (500 answers), ``short`` (the last file of the request gets no URL). ``token`` may be changed at any time. ``requests`` records every request's body
-and whether its token was right (never the token); ``issued`` every URL handed out.
+``failures`` (500 answers), ``short`` (the last file of the request gets no URL). ``token`` may be
+changed at any time. ``requests`` records every request's body and whether its token was right
+(never the token); ``issued`` every URL handed out.
 """
 
 from __future__ import annotations
@@ -395,7 +396,8 @@ class GcsXmlGateway:
             _gcs_error(h, 400, "ExpiredToken", "The provided token has expired.",
                        Details=f"Request signature expired at: {when}")
             return False
-        extension = "".join(f"{k.lower()}:{v.strip()}\n" for k, v in sorted(h.headers.items(), key=lambda kv: kv[0].lower())
+        extension = "".join(f"{k.lower()}:{v.strip()}\n"
+                            for k, v in sorted(h.headers.items(), key=lambda kv: kv[0].lower())
                             if k.lower().startswith("x-goog-"))
         to_sign = (f"{h.command}\n{h.headers.get('Content-MD5', '')}\n{h.headers.get('Content-Type', '')}\n{expires}\n"
                    f"{extension}{raw_path}")

@@ -164,7 +164,8 @@ def service(store):
 
 
 def _release60(tmp_path, store, service) -> Deployment:
-    dep = Deployment(tmp_path, release="6.0", values={"TOKEN": TOKEN, "CONTAINER": store[1], "ML_CORE_URL": service.url})
+    dep = Deployment(tmp_path, release="6.0",
+                     values={"TOKEN": TOKEN, "CONTAINER": store[1], "ML_CORE_URL": service.url})
     r = dep.install("--force")
     assert r.returncode == 0 and r.stdout.startswith("release 6.0 (detected: "), r.stderr
     assert "upload --json --to ML_CORE --config" in r.stdout and "warning" not in r.stderr

@@ -58,7 +58,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 from ..errors import (AuthenticationError, BucketNotFoundError, ConfigError, IntegrityError, MLAnalyticsError,
                       NetworkError, NotSupportedError, ObjectNotFoundError, PermissionDeniedError, StorageError,
-                      TransientError, error_class, one_line, storage_error)
+                      error_class, one_line, storage_error)
 from ..httpclient import HttpClient, Reply, RequestFailed
 from ..retry import RetryPolicy
 from ..source import SourceFile
@@ -418,9 +418,9 @@ class MLCore(CloudProvider):
                 try:
                     if signed.stale():
                         ended = datetime.fromtimestamp(signed.expires, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+                        now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
                         raise _Renew(StorageError(f"ml-core-service handed out a URL that had ended at {ended} (this "
-                                                  f"machine's clock: {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())})"
-                                                  f"; clocks apart?", **self._kw(key)))
+                                                  f"machine's clock: {now}); clocks apart?", **self._kw(key)))
                     return send(signed)
                 except _Renew as e:
                     if state["renewed"]:
