@@ -409,6 +409,9 @@ def test_release60_sections_configure_it_without_a_section_of_its_own(s3_double,
         assert mc4.sections == ["ML_CORE"] and mc4.provider("ML_CORE").bucket == s3_bucket
     with MultiCloud(_release60_config(tmp_path, s3_double, s3_bucket, extra=local + "[ML_CORE]\n")) as mc5:
         assert mc5.sections == ["LOCAL", "ML_CORE"] and mc5.provider("ML_CORE").url == s3_double.url
+    blank = "[ML_CORE]\nurl =\ninternal_access_token =\nbucket_name =\n"  # rendered with every value empty
+    with MultiCloud(_release60_config(tmp_path, s3_double, s3_bucket, extra=blank)) as mc6:
+        assert mc6.sections == ["ML_CORE"] and mc6.provider("ML_CORE").bucket == s3_bucket
 
 
 def test_cli_upload_to_ml_core_with_release60_config(s3_double, s3_bucket, tmp_path, seaweed, cli):

@@ -228,8 +228,8 @@ class CloudProvider:
         configures [ML_CORE] through [ML_CORE_SERVICE_URL], [API_HEADERS] and [CLOUD])."""
         if not any(o.fallback for o in cls.options):
             return False
-        if any(s.upper() == cls.section for s in config.sections()):
-            return False
+        if any(s.upper() == cls.section and not config.is_blank(s) for s in config.sections()):
+            return False  # its own section configures it (a section rendered all empty counts as absent)
         return all(o.fallback is not None and config.get(*o.fallback) is not None
                    for o in cls.options if o.required)
 

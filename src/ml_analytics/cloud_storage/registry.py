@@ -411,7 +411,7 @@ class ProviderRegistry:
                 self._resolve_builtin(name)
             classes = dict(self._classes)
         return [name for name, cls in sorted(classes.items())
-                if name not in present and name not in self._conflicts and cls.configured_without_section(config)]
+                if name not in self._conflicts and cls.configured_without_section(config)]
 
     def unclaimed(self, config) -> list[tuple[str, str | None]]:
         """Sections of ``config`` that are neither a provider's, nor this project's, nor one the
