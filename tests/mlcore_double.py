@@ -44,7 +44,8 @@ RC22-24 did) so that the GCS path can be tested at all.
 
 Switches, for the failure tests (each counts down one signing request at a time): ``expired`` (URLs that
 ended ``expired_by`` seconds before they were handed out: the store checks and refuses them),
-``failures`` (500 answers), ``short`` (the last file of the request gets no URL). ``token`` may be
+``expire_first`` (the first URL of every key expired), ``failures`` (500 answers), ``short`` (the last
+file of the request gets no URL). ``token`` may be
 changed at any time. ``requests`` records every request's body and whether its token was right
 (never the token); ``issued`` every URL handed out.
 """
@@ -245,6 +246,8 @@ class MLCoreDouble:
         self.signer, self.token, self.prefix = signer, token, prefix.rstrip("/")
         self.expired = 0
         self.expired_by = 60.0  # seconds before it was handed out that an "expired" URL ended
+        self.expire_first = False  # every key's first URL expired (files signed concurrently: no race on a count)
+        self._seen: set = set()
         self.failures = 0
         self.short = 0
         self.requests: list[dict] = []
@@ -331,10 +334,14 @@ class MLCoreDouble:
         if doc.get("action") != "signedUrl":
             permission = "r"
         now = datetime.now(timezone.utc)
-        if self._take("expired"):  # handed out already expired: signed as if earlier, ending expired_by ago
+        bucket, folder = doc["bucketName"], doc.get("folderPath") or ""
+        with self._lock:
+            first = [f"{folder}{name}" for name in files if f"{folder}{name}" not in self._seen]
+            self._seen.update(first)
+        if self._take("expired") or (self.expire_first and first):
+            # handed out already expired: signed as if earlier, ending expired_by seconds ago
             span = timedelta(minutes=expires) if self.signer.minutes else timedelta(seconds=expires)
             now = now - span - timedelta(seconds=self.expired_by)
-        bucket, folder = doc["bucketName"], doc.get("folderPath") or ""
         entries = []
         for name in files:
             key = f"{folder}{name}" if folder else str(name)
