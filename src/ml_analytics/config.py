@@ -48,10 +48,13 @@ COMMON_SECTION = "COMMON"
 DRUID_SECTION = "DRUID"
 OWN_SECTIONS = frozenset({COMMON_SECTION, DRUID_SECTION})
 # Sections the ml-analytics-service jobs keep in the same config.ini (releases 5.1 to 6.0): neither
-# providers nor this project's; never taken for a misspelt provider.
+# providers nor this project's; never taken for a misspelt provider. Release 6.0 adds [API_ENDPOINTS],
+# [API_CREDENTIALS] and [JSON_VARIABLE]; its [ML_CORE_SERVICE_URL], [API_HEADERS] and [CLOUD] also configure
+# the [ML_CORE] provider (its options' fallbacks).
 DEPLOYMENT_SECTIONS = frozenset({
     "ML_APP_NAME", "API_HEADERS", "ML_SURVEY_SERVICE_URL", "ML_CORE_SERVICE_URL", "MONGO", "KAFKA", "LOGS",
     "OUTPUT_DIR", "SLACK", "VAM", "CLOUD", "REDIS", "ELASTICSEARCH", "POSTGRES", "KEYCLOAK", "NVSK",
+    "API_ENDPOINTS", "API_CREDENTIALS", "JSON_VARIABLE",
 })
 NOT_PROVIDER_SECTIONS = OWN_SECTIONS | DEPLOYMENT_SECTIONS
 

@@ -18,7 +18,8 @@ EXIT_USAGE = 2
 # Credential-shaped fragments that libraries like to put into exception text (signed URLs,
 # connection strings, Authorization headers, key files). Known secret values are removed too.
 _SECRET_PATTERNS = [
-    (re.compile(r"(?i)\b(sig|x-amz-signature|x-amz-credential|x-amz-security-token)=[^&\s'\"]+"), r"\1=***"),
+    (re.compile(r"(?i)\b(sig|x-amz-signature|x-amz-credential|x-amz-security-token|signature|x-goog-signature"
+                r"|x-goog-credential)=[^&\s'\"]+"), r"\1=***"),
     (re.compile(r"(?i)\b(AccountKey|SharedAccessSignature|SharedAccessKey|password)=[^;&\s'\"]+"), r"\1=***"),
     (re.compile(r"(?i)\b(authorization['\"]?\s*[:=]\s*['\"]?)[^'\"\n,}]+"), r"\1***"),
     (re.compile(r"(?i)(\"private_key\"\s*:\s*\")[^\"]+"), r"\1***"),
@@ -188,6 +189,12 @@ class IntegrityError(StorageError):
     """What was stored does not match what was read, or the source changed while it was read."""
 
     kind = "integrity"
+
+
+class NotSupportedError(StorageError):
+    """The store cannot do this at all (a provider declares it in ``cannot``); never retried."""
+
+    kind = "not-supported"
 
 
 class ConflictError(StorageError):

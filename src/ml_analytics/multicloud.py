@@ -68,18 +68,20 @@ class MultiCloud:
         self.retry = RetryPolicy.from_config(self.config)  # read once: a bad setting fails now, for every provider
         self._providers: dict[str, CloudProvider] = {}
         self.last_engine: TransferEngine | None = None  # the last batch's engine (second-pass figures)
-        configured = self.configured_sections()
         if sections:
             chosen = []
             for name in sections:
                 cls = registry.get(name)  # unknown provider name: UsageError listing the known ones
                 real = next((s for s in self.config.sections() if s.upper() == cls.section), None)
+                if real is None and cls.configured_without_section(self.config):
+                    real = cls.section  # configured through the deployment's own sections (release 6.0)
                 if real is None:
                     raise UsageError(f"--to {name}: {self.config.path} has no [{cls.section}] section")
                 if real not in chosen:
                     chosen.append(real)
             self.sections = chosen
         else:
+            configured = self.configured_sections()
             if not configured:
                 blank = [s for s in self.config.sections() if registry.is_provider(s) and self.config.is_blank(s)]
                 if blank:  # rendered with every value empty (an unset deployment variable): name it
@@ -91,8 +93,11 @@ class MultiCloud:
             self.sections = configured
 
     def configured_sections(self) -> list[str]:
-        """Provider sections present in the config and not entirely blank."""
-        return [s for s in self.config.sections() if registry.is_provider(s) and not self.config.is_blank(s)]
+        """Provider sections present in the config and not entirely blank; with none, those the config
+        configures through the deployment's own sections (release 6.0's config.ini configures [ML_CORE];
+        next to another provider section, an [ML_CORE] header, even empty, adds it)."""
+        found = [s for s in self.config.sections() if registry.is_provider(s) and not self.config.is_blank(s)]
+        return found or registry.implied(self.config)
 
     def provider(self, section: str) -> CloudProvider:
         if section not in self._providers:

@@ -10,7 +10,9 @@ never skip on size alone.
 What the store holds is learned from listings, not a request per file: :class:`StoreIndex` lists
 each folder prefix of the batch once (paged by the provider) and keeps only the planned keys, so
 50,000 unchanged files cost ~50 LIST requests instead of 50,000 HEADs. Keys at the bucket's root
-are few in practice and are asked for one by one rather than listing a whole bucket.
+are few in practice and are asked for one by one rather than listing a whole bucket. A store that
+declares it cannot list (``cannot = {"list": ...}``: ml-core-service signs URLs and lists nothing) is
+asked key by key.
 """
 
 from __future__ import annotations
@@ -82,7 +84,9 @@ class StoreIndex:
             if not prefixes or not folder.startswith(prefixes[-1]):
                 prefixes.append(folder)
         root = [k for k in wanted if "/" not in k]
-        if len(root) > ROOT_KEYS_BY_STAT:
+        if "list" in type(provider).cannot:  # declared: no listing at all, one stat per key
+            prefixes, root = [], sorted(wanted)
+        elif len(root) > ROOT_KEYS_BY_STAT:
             prefixes, root = [""], []
         for prefix in prefixes:
             for info in provider.list(prefix):

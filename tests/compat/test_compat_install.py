@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from deployment import Deployment
 
-from ml_analytics.compat.install import MARKER, MODULES
+from ml_analytics.compat.install import MARKER, MODULES, RELEASES, SOURCES
 
 SHIM_DIR = Path(__file__).resolve().parents[2] / "src" / "ml_analytics" / "compat" / "shim"
 STDLIB_ONLY = {"atexit", "configparser", "json", "os", "shutil", "subprocess", "sys", "tempfile", "_ml_analytics_runner"}
@@ -77,7 +77,7 @@ def test_target_that_is_a_file_is_a_usage_error(tmp_path):
     assert r.returncode == 2 and "not a folder" in r.stderr and "Traceback" not in r.stderr
 
 
-@pytest.mark.parametrize("name", MODULES)
+@pytest.mark.parametrize("name", SOURCES)
 def test_shims_import_only_the_standard_library(name):
     tree = ast.parse((SHIM_DIR / name).read_text())
     imported = set()
@@ -103,9 +103,11 @@ def test_shims_compile_under_python_3_6(tmp_path):
     py36 = _python36()
     if py36 is None:
         pytest.skip("no Python 3.6 interpreter")
-    dep = Deployment(tmp_path, "[ORACLE]\nbucket_name = b\n")
-    assert dep.install("--force").returncode == 0
-    files = [str(dep.cloud_storage / n) for n in MODULES]
+    files = []
+    for release in RELEASES:  # every release's modules, as written
+        dep = Deployment(tmp_path / release, "[ORACLE]\nbucket_name = b\n")
+        assert dep.install("--force", "--release", release).returncode == 0
+        files += [str(dep.cloud_storage / n) for n in RELEASES[release]]
     r = subprocess.run([py36, "-c", "import sys, py_compile\nfor f in sys.argv[1:]: py_compile.compile(f, doraise=True)",
                         *files], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr

@@ -27,6 +27,10 @@ def check_command(ctx, config_path, offline, json_mode):
     worst = EXIT_OK
     locations = {}  # section -> StoreLocation of each provider built, to compare the Druid specs with
     provider_sections = [s for s in config.sections() if registry.is_provider(s)]
+    implied = []
+    if not [s for s in provider_sections if not config.is_blank(s)]:  # as MultiCloud: release 6.0's own sections
+        implied = registry.implied(config)
+        provider_sections = [s for s in provider_sections if s.upper() not in implied] + implied
     if not provider_sections:
         rows.append({"section": "-", "status": "error", "message": f"{config.path}: no storage provider section"})
         worst = EXIT_USAGE
@@ -36,7 +40,7 @@ def check_command(ctx, config_path, offline, json_mode):
                                 f"({', '.join(config.raw_keys(provider_sections[0]))})"})
         worst = EXIT_USAGE
     for section in provider_sections:
-        if config.is_blank(section):
+        if config.is_blank(section) and section not in implied:
             rows.append({"section": section, "status": "skipped", "message": "not configured (all values empty)"})
             continue
         provider = None

@@ -9,7 +9,11 @@ API, ``upload_files(bucketPath, localPath, fileName)``, is implemented here once
 
 The core a provider must implement: ``put_file``, ``stat``, ``list``, ``delete`` (``put_bytes`` and
 ``uri`` have defaults). What it can do beyond that it declares in ``capabilities`` (see
-:mod:`.capabilities`); nobody probes for methods.
+:mod:`.capabilities`); nobody probes for methods. A store that cannot list or delete at all (a
+signing service that hands out write and read URLs only) still implements the method, raising
+:class:`~ml_analytics.errors.NotSupportedError`, and declares it with the reason in ``cannot``:
+callers with another way read the declaration (skip-unchanged asks key by key instead of listing),
+and the conformance suite skips those checks saying why.
 
 Settings travel, clients do not: the arguments a provider was built with are kept as one frozen,
 picklable :class:`ProviderSettings` (``provider.settings``); ``settings.build()`` makes an equal
@@ -23,7 +27,7 @@ import importlib
 import os
 import tempfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -49,6 +53,9 @@ class Option:
     default: str | None = None
     arg: str | None = None  # constructor keyword (the seed's camelCase name); defaults to ``name``
     kind: str = "str"  # "str" | "int" | "bool" | "path" | "url" (an http(s) endpoint, checked before use)
+    # (SECTION, key) of a deployment's own config read when this provider's section lacks the key: release
+    # 6.0's config.ini keeps ml-core-service's URL in [ML_CORE_SERVICE_URL] url, not in a provider section.
+    fallback: tuple[str, str] | None = None
 
     @property
     def argument(self) -> str:
@@ -139,6 +146,9 @@ class CloudProvider:
     # True when put_file reads a file once (hashing on the way); False when it reads it twice (hash,
     # then send): the conformance suite then also changes the file during the second read.
     reads_once: ClassVar[bool] = True
+    # Core operations this store cannot do at all, with the reason: {"list": "...", "delete": "..."} (only
+    # these two may be declared; checked at registration). The methods raise NotSupportedError.
+    cannot: ClassVar[Mapping[str, str]] = {}
 
     bucket: str = ""
 
@@ -195,7 +205,11 @@ class CloudProvider:
         values = config.values(section)
         kwargs: dict[str, Any] = {}
         for opt in cls.options:
-            value = values.get(opt.name, opt.default)
+            value = values.get(opt.name)
+            if value is None and opt.fallback is not None:
+                value = config.get(*opt.fallback)
+            if value is None:
+                value = opt.default
             if value is None:
                 if opt.required:
                     raise ConfigError("required key is missing or empty", path=config.path, section=section,
@@ -206,6 +220,18 @@ class CloudProvider:
             kwargs[opt.argument] = opt.convert(value, path=config.path, section=section)
         cls.validate_settings(kwargs, config=config, section=section)
         return kwargs
+
+    @classmethod
+    def configured_without_section(cls, config: "Config") -> bool:
+        """True when ``config`` has no section of this provider's but holds every required key through
+        the options' fallbacks: the deployment's own sections configure it (release 6.0's config.ini
+        configures [ML_CORE] through [ML_CORE_SERVICE_URL], [API_HEADERS] and [CLOUD])."""
+        if not any(o.fallback for o in cls.options):
+            return False
+        if any(s.upper() == cls.section and not config.is_blank(s) for s in config.sections()):
+            return False  # its own section configures it (a section rendered all empty counts as absent)
+        return all(o.fallback is not None and config.get(*o.fallback) is not None
+                   for o in cls.options if o.required)
 
     @classmethod
     def validate_settings(cls, kwargs: dict[str, Any], *, config: "Config", section: str) -> None:

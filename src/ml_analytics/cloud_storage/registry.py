@@ -37,6 +37,7 @@ import importlib.util
 import os
 import sys
 import threading
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -57,11 +58,14 @@ BUILTINS: dict[str, str] = {
     "ORACLE": "ml_analytics.cloud_storage.oracle:Oracle",
     "AZURE": "ml_analytics.cloud_storage.ms_azure:MSAzure",
     "GCP": "ml_analytics.cloud_storage.gcp:GCP",
+    "ML_CORE": "ml_analytics.cloud_storage.ml_core:MLCore",
 }
 REQUIRED_METHODS = ("put_file", "stat", "list", "delete")
+# Core operations a store may declare it cannot do at all (``cannot``), with the reason.
+DECLINABLE = ("list", "delete")
 # This package's own modules: never taken for a dropped-in provider module.
 PACKAGE_MODULES = {"__init__", "base", "capabilities", "registry", "cloud", "local", "s3", "s3_sweep", "aws",
-                   "oracle", "ms_azure", "azure_rest", "azure_blocks", "gcp"}
+                   "oracle", "ms_azure", "azure_rest", "azure_blocks", "gcp", "ml_core"}
 # A drop-in folder file is imported only when written against this project, and never when it is
 # one of the compat shims (`ml-analytics compat install` marks them).
 _DROPIN_MARK = "ml_analytics"
@@ -93,12 +97,8 @@ class ProviderRegistry:
         from .base import CloudProvider
 
         name = cls.section.upper()
-        missing = [m for m in REQUIRED_METHODS if getattr(cls, m, None) is getattr(CloudProvider, m)]
-        lacking = {c.__name__: missing_members(cls, c) for c in getattr(cls, "capabilities", ())}
-        lacking = {c: m for c, m in lacking.items() if m}
-        if missing or lacking:
-            why = [f"does not implement {', '.join(missing)}"] if missing else []
-            why += [f"declares {c} but lacks {', '.join(m)}" for c, m in lacking.items()]
+        why = contract_problems(cls)
+        if why:
             self._broken[f"[{name}] {cls.__qualname__} ({origin})"] = f"{cls.__qualname__} {'; '.join(why)}"
             return cls
         existing = self._classes.get(name)
@@ -144,6 +144,10 @@ class ProviderRegistry:
                 cls = getattr(importlib.import_module(module), attr)
             except Exception as e:  # a broken built-in must not break the others
                 self._broken[module.rsplit(".", 1)[-1]] = f"{type(e).__name__}: {one_line(e)}"
+                return None
+            why = cannot_problems(cls)  # (its capabilities are the tests' business: some members are set per instance)
+            if why:
+                self._broken[module.rsplit(".", 1)[-1]] = f"{cls.__qualname__} {'; '.join(why)}"
                 return None
             self._builtin_classes[name] = cls
         return cls
@@ -391,6 +395,24 @@ class ProviderRegistry:
                     raise ConfigError(f"no provider claims this section, and a provider failed to load (it may be "
                                       f"the one that serves it): {labels}", path=config.path, section=section)
 
+    def implied(self, config) -> list[str]:
+        """Provider sections a config configures without naming them: the built-ins (and providers already
+        registered) whose option fallbacks read the deployment's own sections, such as [ML_CORE] from release
+        6.0's [ML_CORE_SERVICE_URL], [API_HEADERS] and [CLOUD]. Looked at only for a config that has
+        deployment sections (and by MultiCloud only when it has no provider section), so other runs import
+        nothing more."""
+        from ..config import DEPLOYMENT_SECTIONS
+
+        present = {s.upper() for s in config.sections()}
+        if not present & DEPLOYMENT_SECTIONS:
+            return []
+        with self._lock:
+            for name in BUILTINS:
+                self._resolve_builtin(name)
+            classes = dict(self._classes)
+        return [name for name, cls in sorted(classes.items())
+                if name not in self._conflicts and cls.configured_without_section(config)]
+
     def unclaimed(self, config) -> list[tuple[str, str | None]]:
         """Sections of ``config`` that are neither a provider's, nor this project's, nor one the
         deployment's jobs keep: (section, the closest provider name or None). A typo such as [GCS]."""
@@ -439,6 +461,34 @@ class ProviderRegistry:
         """True only for the class the built-in table names (not for a look-alike reporting its name)."""
         with self._lock:
             return self._is_builtin(cls)
+
+
+def contract_problems(cls: type) -> list[str]:
+    """Why ``cls`` cannot serve its section: a core method missing, a declared capability with a method
+    missing, a ``cannot`` declaration for something other than list/delete or without a reason."""
+    from .base import CloudProvider
+
+    missing = [m for m in REQUIRED_METHODS if getattr(cls, m, None) is getattr(CloudProvider, m)]
+    lacking = {c.__name__: missing_members(cls, c) for c in getattr(cls, "capabilities", ())}
+    why = [f"does not implement {', '.join(missing)}"] if missing else []
+    why += [f"declares {c} but lacks {', '.join(m)}" for c, m in lacking.items() if m]
+    return why + cannot_problems(cls)
+
+
+def cannot_problems(cls: type) -> list[str]:
+    """What is wrong with ``cls.cannot``: an operation other than list/delete, or no reason given."""
+    why: list[str] = []
+    cannot = getattr(cls, "cannot", None) or {}
+    if not isinstance(cannot, Mapping):
+        why.append("cannot must map an operation to the reason, e.g. {'list': 'no listing API'}")
+    else:
+        bad = [op for op in cannot if op not in DECLINABLE]
+        if bad:
+            why.append(f"declares it cannot {', '.join(map(str, bad))}; only {', '.join(DECLINABLE)} may be declared")
+        silent = [op for op, reason in cannot.items() if op in DECLINABLE and not str(reason or "").strip()]
+        if silent:
+            why.append(f"declares it cannot {', '.join(silent)} without saying why")
+    return why
 
 
 def _writable_by_others(path: Path) -> str | None:

@@ -31,6 +31,17 @@ with that reason.
 * ``expected_uri``: ``expected_uri(key)``, the exact URI of an object (default
   ``scheme://bucket/key``).
 * ``config_text``: a config.ini section for MultiCloud fan-out through the seed's API.
+* ``list_back``: ``list_back(prefix)``, the keys under ``prefix`` as the store's own SDK lists them;
+  needed only by a provider that cannot list (below), to see what its ``check`` left behind.
+
+**What a store cannot do.** A provider whose store has no listing or no delete at all (ml-core-service
+signs read and write URLs and nothing else) declares it on its class, with the reason:
+``cannot = {"list": "...", "delete": "..."}``. The suite then checks that the declaration is true
+(those methods raise :class:`~ml_analytics.errors.NotSupportedError` carrying the reason), skips the
+checks that need the operation with ``PROVIDER cannot list (declared): reason``, and runs every
+other check, the parts of a check that need no listing included (a nested key is still stat-ed,
+read back and checked for its URI). Nothing is skipped without a declaration: a provider that lists
+passes the listing checks or fails them.
 """
 
 from __future__ import annotations
@@ -42,7 +53,7 @@ from pathlib import Path
 import pytest
 
 from ..cloud_storage.base import CloudProvider
-from ..errors import AuthenticationError, BucketNotFoundError, MLAnalyticsError, StorageError
+from ..errors import AuthenticationError, BucketNotFoundError, MLAnalyticsError, NotSupportedError, StorageError
 
 MiB = 1024 * 1024
 
@@ -62,6 +73,13 @@ def _fixture(request, name):
             pytest.skip(f"{name}: {why}")
         pytest.fail(f"{request.cls.__name__} provides no {name} fixture; provide it, or declare why this store "
                     f"cannot in unsupported = {{{name!r}: '...'}}")
+
+
+def _needs(provider: CloudProvider, operation: str) -> None:
+    """Skip, naming the declaration, when the provider declares it cannot do ``operation``."""
+    why = type(provider).cannot.get(operation)
+    if why:
+        pytest.skip(f"{type(provider).__name__} cannot {operation} (declared): {why}")
 
 
 def _answer_503(req):
@@ -132,13 +150,21 @@ class ProviderConformance:
         assert read_back("e/empty.json") == b""
         assert provider.stat("e/empty.json").size == 0
 
+    UNICODE_KEY = "programs/ಕರ್ನಾಟಕ/データ/deep/er/sl projects (1).json"
+
     def test_unicode_and_nested_keys(self, provider, read_back, tmp_path):
-        key = "programs/ಕರ್ನಾಟಕ/データ/deep/er/sl projects (1).json"
+        key = self.UNICODE_KEY
         f = _write(tmp_path / "u.json", b"unicode\n")
         stored = provider.put_file(f, key)
         assert stored.key == key
         assert read_back(key) == b"unicode\n"
-        assert [o.key for o in provider.list("programs")] == [key]
+        assert provider.stat(key).size == len(b"unicode\n")
+        assert stored.uri == provider.uri(key)
+
+    def test_list_finds_unicode_and_nested_keys(self, provider, tmp_path):
+        _needs(provider, "list")
+        provider.put_file(_write(tmp_path / "u.json", b"unicode\n"), self.UNICODE_KEY)
+        assert [o.key for o in provider.list("programs")] == [self.UNICODE_KEY]
 
     def test_overwrite(self, provider, read_back, tmp_path):
         f = _write(tmp_path / "o.json", b"first version\n")
@@ -167,18 +193,40 @@ class ProviderConformance:
         assert stored.uri == expected
         assert provider.key_for_uri(stored.uri) == "a/b/x.json"
 
-    def test_stat_list_delete(self, provider, tmp_path):
+    def test_stat(self, provider, tmp_path):
         assert provider.stat("nope/missing.json") is None
+        for name in ("p/a.json", "p/sub/b.json"):
+            provider.put_file(_write(tmp_path / "f", name.encode()), name)
+        info = provider.stat("p/sub/b.json")
+        assert info.key == "p/sub/b.json" and info.size == len(b"p/sub/b.json")
+        assert provider.stored_md5(info) in (None, hashlib.md5(b"p/sub/b.json").hexdigest())
+        assert provider.stat("p/sub") is None  # a folder's name is not an object
+
+    def test_list(self, provider, tmp_path):
+        _needs(provider, "list")
         for name in ("p/a.json", "p/sub/b.json", "q/c.json", "p2/d.json"):
             provider.put_file(_write(tmp_path / "f", name.encode()), name)
         assert sorted(o.key for o in provider.list("p")) == ["p/a.json", "p/sub/b.json"]
         assert sorted(o.key for o in provider.list("")) == ["p/a.json", "p/sub/b.json", "p2/d.json", "q/c.json"]
-        info = provider.stat("p/sub/b.json")
-        assert info.size == len(b"p/sub/b.json")
+
+    def test_delete(self, provider, tmp_path):
+        _needs(provider, "delete")
+        for name in ("p/a.json", "p/sub/b.json"):
+            provider.put_file(_write(tmp_path / "f", name.encode()), name)
         provider.delete("p/a.json")
         provider.delete("p/a.json")  # deleting twice is not an error
         assert provider.stat("p/a.json") is None
-        assert sorted(o.key for o in provider.list("p")) == ["p/sub/b.json"]
+        assert provider.stat("p/sub/b.json").size == len(b"p/sub/b.json")
+        if "list" not in type(provider).cannot:
+            assert sorted(o.key for o in provider.list("p")) == ["p/sub/b.json"]
+
+    def test_what_it_declares_it_cannot_do_it_really_cannot(self, provider):
+        """A ``cannot`` declaration skips checks; it must be true: the method refuses with the reason."""
+        calls = {"list": lambda: list(provider.list("")), "delete": lambda: provider.delete("declared/none.json")}
+        for operation, why in type(provider).cannot.items():
+            with pytest.raises(NotSupportedError) as e:
+                calls[operation]()
+            assert why in str(e.value)
 
     def test_skip_unchanged_detects_same_and_changed(self, provider, tmp_path):
         from ..sync import is_unchanged
@@ -192,10 +240,13 @@ class ProviderConformance:
         assert not is_unchanged(provider, item)
         assert not is_unchanged(provider, PlannedFile(f, "absent.json", 1000))
 
-    def test_check_probe_leaves_nothing(self, provider):
+    def test_check_probe_leaves_nothing(self, request, provider):
         message = provider.check()
         assert isinstance(message, str) and message
-        assert list(provider.list("")) == []
+        if "list" in type(provider).cannot:  # the store's own listing says what is there
+            assert list(_fixture(request, "list_back")("")) == []
+        else:
+            assert list(provider.list("")) == []
 
     def test_repr_holds_no_secret(self, provider):
         text = repr(provider) + str(vars(provider).get("bucket"))

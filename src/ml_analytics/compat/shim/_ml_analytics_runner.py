@@ -1,4 +1,4 @@
-# Written by ml-analytics compat install @VERSION@; re-run it to upgrade, do not edit.
+# Written by ml-analytics compat install @VERSION@ for release @RELEASE@; re-run it to upgrade, do not edit.
 """Runs the ml-analytics command for the modules next to this one.
 
 The jobs' interpreter keeps its own Python and SDK pins: uploads happen in the ml-analytics
@@ -63,12 +63,35 @@ def upload(blob_path, local_path, file_name, config=None, to=(), env=None, env_o
     sub = os.path.dirname(file_name)
     if sub:  # a file name with folders keeps them in the key, as bucketPath/fileName
         prefix = prefix.rstrip("/") + "/" + sub
+    return _outcome(_run([source], prefix, config, to, env, env_only_section))
+
+
+def upload_batch(prefix, sources, config=None, to=()):
+    """Upload the files ``sources`` (absolute paths) under ``prefix`` in one ml-analytics run.
+
+    Returns (results, message): ml-analytics' results (dicts, one per file and provider, failures
+    included) and, when the run stopped before any result (a configuration error), its one-line error.
+    Raises CloudUploadError only when ml-analytics cannot be run at all."""
+    if not COMMAND:
+        raise CloudUploadError("ml-analytics command not recorded; re-run: ml-analytics compat install "
+                               + os.path.dirname(os.path.abspath(__file__)))
+    proc = _run(list(sources), prefix, config, to, None, None)
+    doc, errors, last = _parse(proc)
+    results = (doc or {}).get("results") or []
+    if results:
+        return results, None
+    if errors:
+        return [], errors[-1]
+    return [], "ml-analytics exited with code {}{}".format(proc.returncode, ": " + last[:300] if last else "")
+
+
+def _run(sources, prefix, config, to, env, env_only_section):
     argv = list(COMMAND) + ["upload", "--json", "--prefix=" + prefix]
     if config:
         argv += ["--config", config]
     for section in to:
         argv += ["--to", section]
-    argv += ["--", source]
+    argv += ["--"] + list(sources)
 
     child_env = dict(os.environ)
     # spark-submit and activated job venvs point these at the jobs' Python 3.8 libraries (old
@@ -95,10 +118,12 @@ def upload(blob_path, local_path, file_name, config=None, to=(), env=None, env_o
     finally:
         if cwd:
             shutil.rmtree(cwd, ignore_errors=True)
-    return _outcome(proc)
+    return proc
 
 
-def _outcome(proc):
+def _parse(proc):
+    """(the --json document or None, ml-analytics' error lines, its last other stderr line); other
+    stderr lines (warnings) go to the job's stderr."""
     errors = []
     last = ""
     for line in proc.stderr.splitlines():
@@ -111,6 +136,11 @@ def _outcome(proc):
         doc = json.loads(proc.stdout) if proc.stdout.strip() else None
     except ValueError:
         doc = None
+    return doc, errors, last
+
+
+def _outcome(proc):
+    doc, errors, last = _parse(proc)
     results = (doc or {}).get("results") or []
     failed = [r for r in results if r.get("status") == "failed"]
     uploaded = [r for r in results if r.get("status") in ("uploaded", "skipped")]

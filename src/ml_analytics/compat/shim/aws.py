@@ -1,4 +1,4 @@
-# Written by ml-analytics compat install @VERSION@; re-run it to upgrade, do not edit.
+# Written by ml-analytics compat install @VERSION@ for release @RELEASE@; re-run it to upgrade, do not edit.
 """The seed's AWS class: uploads through ml-analytics' [AWS] provider. Standard library only."""
 
 try:

@@ -1,4 +1,4 @@
-# Written by ml-analytics compat install @VERSION@; re-run it to upgrade, do not edit.
+# Written by ml-analytics compat install @VERSION@ for release @RELEASE@; re-run it to upgrade, do not edit.
 """The seed's GCP class: uploads through ml-analytics' [GCP] provider. Standard library only."""
 
 import os
