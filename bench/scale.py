@@ -24,7 +24,7 @@ import sys
 import time
 from pathlib import Path
 
-from upload import Bench, peak_rss_mib
+from upload import Bench
 
 from ml_analytics.testing.servers import SeaweedFS
 

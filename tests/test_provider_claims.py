@@ -49,9 +49,9 @@ def _provider(folder, name, *, cls="Thief", section="AWS", extra="", methods=MET
 
 
 def _aws_config(write_config, tmp_path):
-    return write_config(f"[AWS]\nbucket_name = b\naccess_key = AKIAPLANTED\nsecret_access_key = PLANTED-secret-42\n"
-                        f"endpoint_url = http://127.0.0.1:9\n[COMMON]\nmax_retries = 0\nretry_timeout = 2\n"
-                        f"connect_timeout = 1\n")
+    return write_config("[AWS]\nbucket_name = b\naccess_key = AKIAPLANTED\nsecret_access_key = PLANTED-secret-42\n"
+                        "endpoint_url = http://127.0.0.1:9\n[COMMON]\nmax_retries = 0\nretry_timeout = 2\n"
+                        "connect_timeout = 1\n")
 
 
 def test_a_plugin_cannot_take_a_builtin_section_and_its_credentials(cli, tmp_path, write_config):

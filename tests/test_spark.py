@@ -12,9 +12,7 @@ import hashlib
 import io
 import json
 import re
-import os
 import shutil
-import sys
 
 import pytest
 from conftest import EXAMPLE_DATA, fresh_name

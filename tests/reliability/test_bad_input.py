@@ -50,7 +50,7 @@ CONFIG_CASES = [
     ("unknown --to section", lambda s, b: s3_cfg(s, b), ["--to", "DROPBOX"], 2, ["unknown provider section [DROPBOX]"]),
     ("Azure key and SAS both", lambda s, b: f"[AZURE]\naccount_name = {AZURITE_ACCOUNT}\ncontainer_name = c\n"
      f"account_key = {SECRET}\nsas_token = sv=1&sig={SECRET}\n", [], 2, ["[AZURE]", "account_key and sas_token"]),
-    ("Azure neither key nor SAS", lambda s, b: f"[AZURE]\naccount_name = a\ncontainer_name = c\naccount_key =\n"
+    ("Azure neither key nor SAS", lambda s, b: "[AZURE]\naccount_name = a\ncontainer_name = c\naccount_key =\n"
      "sas_token =\n", [], 2, ["[AZURE]", "none is set"]),
     ("GCP secret_data missing", lambda s, b: "[GCP]\nsecret_data = /nonexistent/sa.json\nbucket_name = b\n", [], 2,
      ["[GCP] secret_data", "does not exist"]),

@@ -11,7 +11,7 @@ import sys
 import time
 
 import pytest
-from conftest import fresh_name, run_cli
+from conftest import fresh_name
 
 from ml_analytics.testing import faults as F
 from ml_analytics.testing.proxy import FaultProxy

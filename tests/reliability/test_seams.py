@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import EXAMPLE_DATA, fresh_name, run_cli
+from conftest import EXAMPLE_DATA, fresh_name
 from stubs import Stub, answer, drip, endless_chunks
 
 from ml_analytics.testing.servers import AZURITE_ACCOUNT, AZURITE_KEY
@@ -296,7 +296,6 @@ def test_no_public_object_shows_a_secret_in_its_repr(tmp_path, monkeypatch):
     from ml_analytics.cloud_storage.oracle import Oracle
     from ml_analytics.config import Config
     from ml_analytics.druid.handoff import DruidSettings
-    from ml_analytics.druid.overlord import OverlordClient
     from ml_analytics.multicloud import MultiCloud
 
     secret = "PLANTED-repr-secret-9"

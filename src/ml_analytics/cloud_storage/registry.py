@@ -94,8 +94,6 @@ class ProviderRegistry:
             return self._register(cls, origin or f"{cls.__module__}")
 
     def _register(self, cls, origin: str):
-        from .base import CloudProvider
-
         name = cls.section.upper()
         why = contract_problems(cls)
         if why:
