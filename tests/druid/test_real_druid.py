@@ -265,6 +265,44 @@ def test_ingest_from_a_write_partitions_manifest(cli, tmp_path, seaweed, azurite
     assert sorted(source["uris"]) == sorted(f"s3://{bucket}/{k}" for k in manifest.keys)
 
 
+def test_the_example_plugin_through_spark_and_a_real_druid(cli, tmp_path, seaweed, real_druid, spark):
+    """#20's proof that a store outside the tree needs nothing in druid/ or spark/: the example plugin
+    (PRESIGNED, examples/provider-plugin, installed by the README's test command) declares ReadBack and
+    SignedUrls only. Spark executors write to it, the manifest is read back through it, and a real Druid
+    ingests the manifest's objects through the pre-signed URLs it signs."""
+    pytest.importorskip("ml_analytics_presigned")
+    import sys
+
+    from ml_analytics.spark import write_partitions
+
+    sys.path.insert(0, str(EXAMPLE_DATA.parents[1] / "examples" / "provider-plugin" / "tests"))
+    from signing_service import SigningService
+
+    bucket = seaweed.create_bucket(fresh_name("plugin"))
+    service = SigningService(seaweed.boto3_client(), bucket, "PLANTED-plugin-token-77")
+    try:
+        ds = fresh_name("plugin")
+        store = (f"[PRESIGNED]\nservice_url = {service.url}\ntoken = PLANTED-plugin-token-77\n"
+                 f"bucket_name = {bucket}\n")
+        cfg = write_config(tmp_path, real_druid, store, _spec(SPEC, ds))
+        df = spark.read.json(str(DATA)).repartition(3)
+        manifest = write_partitions(df, "projects/plugin", config=str(cfg))
+        assert manifest.rows == ROWS and len(manifest.objects) == 3
+        s3 = seaweed.boto3_client()
+        stored = [json.loads(line) for k in manifest.keys
+                  for line in s3.get_object(Bucket=bucket, Key=k)["Body"].read().splitlines()]
+        assert len(stored) == ROWS
+        r = cli("ingest", "--manifest", manifest.uri, "--spec", "project_injestion_spec", "--config", cfg,
+                "--json", "--timeout", "120")
+        assert r.code == 0, r.err + r.out
+        d = r.json["druid"]
+        assert d["input_source"] == "http" and d["status"] == "SUCCESS" and d["rows"] == d["expected_rows"] == ROWS
+        assert count(real_druid, ds) == ROWS
+        assert "PLANTED-plugin-token-77" not in r.out + r.err
+    finally:
+        service.close()
+
+
 def test_a_resubmitted_task_is_not_ingested_twice(tmp_path, real_druid):
     """A submission retried after its answer was lost: the task carries its own id, so Druid refuses
     the second copy ("already exists") and the client takes that as the first one having got in."""
