@@ -110,6 +110,41 @@ def spark():
     session.stop()
 
 
+
+@pytest.fixture
+def proxy_factory():
+    """make(port, rule): a FaultProxy in front of a server, closed after the test."""
+    from ml_analytics.testing.proxy import FaultProxy
+
+    made = []
+
+    def make(port, rule):
+        proxy = FaultProxy(port, rule)
+        made.append(proxy)
+        return proxy
+
+    yield make
+    for proxy in made:
+        proxy.close()
+
+
+@pytest.fixture(scope="session")
+def gcs_key():
+    """The service-account key the ml-core-service stand-in signs GCS URLs with (tests/mlcore_double.py)."""
+    from mlcore_double import GcsKey
+
+    return GcsKey()
+
+
+@pytest.fixture(scope="session")
+def gcs_gateway(fake_gcs, gcs_key):
+    """GCS's XML API for signed URLs, in front of fake-gcs-server (which has only the JSON API)."""
+    from mlcore_double import GcsXmlGateway
+
+    gateway = GcsXmlGateway(fake_gcs.endpoint, gcs_key)
+    yield gateway
+    gateway.close()
+
 def fresh_name(prefix: str = "b") -> str:
     import uuid
 

@@ -13,7 +13,6 @@ from ml_analytics.cloud_storage.oracle import Oracle
 from ml_analytics.cloud_storage.s3 import S3
 from ml_analytics.retry import RetryPolicy
 from ml_analytics.testing.conformance import ProviderConformance
-from ml_analytics.testing.proxy import FaultProxy
 from ml_analytics.testing.servers import AZURITE_ACCOUNT, AZURITE_KEY
 
 FAST_FAIL = RetryPolicy(max_retries=1, initial_backoff=0.01, max_backoff=0.05, total_timeout=5)
@@ -21,21 +20,6 @@ FAST_FAIL = RetryPolicy(max_retries=1, initial_backoff=0.01, max_backoff=0.05, t
 
 def _corrupt_uploads(req):
     return ("corrupt",) if req.method in ("PUT", "POST") and len(req.body) > 0 else None
-
-
-@pytest.fixture
-def proxy_factory():
-    """FaultProxy(port, rule) instances closed after the test."""
-    proxies = []
-
-    def make(port, rule):
-        proxy = FaultProxy(port, rule)
-        proxies.append(proxy)
-        return proxy
-
-    yield make
-    for p in proxies:
-        p.close()
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ import urllib.request
 
 import pytest
 from conftest import fresh_name
-from mlcore_double import AzureSigner, GcsKey, GcsSigner, GcsXmlGateway, MLCoreDouble, S3Signer
+from mlcore_double import AzureSigner, GcsSigner, MLCoreDouble, S3Signer
 
 from ml_analytics.cloud_storage.ml_core import MLCore, Signed, split_key, url_expiry, url_kind
 from ml_analytics.cloud_storage.registry import registry
@@ -21,7 +21,6 @@ from ml_analytics.errors import NotSupportedError, StorageError, TransientError
 from ml_analytics.multicloud import MultiCloud
 from ml_analytics.retry import RetryPolicy
 from ml_analytics.testing.conformance import ProviderConformance
-from ml_analytics.testing.proxy import FaultProxy
 from ml_analytics.testing.servers import AZURITE_ACCOUNT, AZURITE_KEY
 
 TOKEN = "PLANTED-internal-access-token-51f0c2"
@@ -31,32 +30,6 @@ MiB = 1024 * 1024
 
 def _corrupt_puts(req):
     return ("corrupt",) if req.method == "PUT" and req.body else None
-
-
-@pytest.fixture(scope="session")
-def gcs_key():
-    return GcsKey()
-
-
-@pytest.fixture(scope="session")
-def gcs_gateway(fake_gcs, gcs_key):
-    gateway = GcsXmlGateway(fake_gcs.endpoint, gcs_key)
-    yield gateway
-    gateway.close()
-
-
-@pytest.fixture
-def proxy_factory():
-    made = []
-
-    def make(port, rule):
-        proxy = FaultProxy(port, rule)
-        made.append(proxy)
-        return proxy
-
-    yield make
-    for proxy in made:
-        proxy.close()
 
 
 @pytest.fixture

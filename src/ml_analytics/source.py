@@ -1,4 +1,5 @@
-"""Local files to upload: validation, reading, hashing and change detection.
+"""Local files: validation, reading, hashing and change detection of files to upload, and the one way
+this project replaces a local file of its own (:func:`replace_file`).
 
 Every provider reads its input through :class:`SourceFile`, so every provider refuses the same
 bad inputs (missing path, directory, FIFO, dangling symlink, unreadable file) with the same
@@ -233,3 +234,27 @@ def file_md5(path: str | os.PathLike) -> str:
     for _ in src.chunks():
         pass
     return src.md5
+
+
+def replace_file(path: str | os.PathLike, text: str, *, mode: int | None = None) -> None:
+    """Write ``text`` to ``path`` as a whole: through a temporary created exclusively in the same folder
+    (``O_EXCL``, mode 600: a link planted at a temporary name is never followed), renamed over ``path``.
+    Readers see the old file or the new one, never a part; nothing is left behind on any failure.
+    ``mode`` is set before the rename (``None`` keeps 600, for files that may hold secrets)."""
+    import tempfile
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        if mode is not None:
+            os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise

@@ -30,6 +30,12 @@ OUTPUTS = {
 }
 
 
+def oracle_section(seaweed, bucket) -> str:
+    """An [ORACLE] section as the deployment's role renders it (blank lines between keys) for SeaweedFS."""
+    return (f"[ORACLE]\n\nendpoint_url = {seaweed.endpoint}\n\naccess_key = {seaweed.access_key}\n\n"
+            f"secret_access_key = {seaweed.secret_key}\n\nregion_name = us-east-1\n\nbucket_name = {bucket}\n")
+
+
 @dataclass
 class Job:
     code: int

@@ -13,6 +13,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 PINS = ("azure-storage-blob==2.1.0", "boto3==1.12.33", "click==7.1.1")
 CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "ml-analytics-tests"
 
@@ -68,3 +70,11 @@ def venv_python() -> Path:
 if __name__ == "__main__":
     print(venv_python())
     sys.exit(0)
+
+
+
+def py38_or_skip() -> Path:
+    """For the tests that run the jobs: their virtualenv's interpreter, or a skip without Python 3.8."""
+    if find_python38() is None:
+        pytest.skip("no Python 3.8 interpreter (pyenv install 3.8)")
+    return venv_python()

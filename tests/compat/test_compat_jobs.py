@@ -10,24 +10,20 @@ import sys
 
 import pytest
 from conftest import fresh_name
-from deployment import Deployment, clean_env
-from py38 import find_python38, venv_python
+from deployment import Deployment, clean_env, oracle_section
+from py38 import py38_or_skip
 
 from ml_analytics.testing.servers import AZURITE_ACCOUNT, AZURITE_KEY
-
-NVSK_BUCKET = "dev-diksha-privatereports"  # where the original sent upload_to_NVSK_cloud
 
 
 @pytest.fixture(scope="session")
 def py38():
-    if find_python38() is None:
-        pytest.skip("no Python 3.8 interpreter (pyenv install 3.8)")
-    return venv_python()
+    return py38_or_skip()
 
 
-def _oracle_section(seaweed, bucket):
-    return (f"[ORACLE]\n\nendpoint_url = {seaweed.endpoint}\n\naccess_key = {seaweed.access_key}\n\n"
-            f"secret_access_key = {seaweed.secret_key}\n\nregion_name = us-east-1\n\nbucket_name = {bucket}\n")
+NVSK_BUCKET = "dev-diksha-privatereports"  # where the original sent upload_to_NVSK_cloud
+
+
 
 
 def _installed(tmp_path, section, **kw) -> Deployment:
@@ -48,7 +44,7 @@ def _s3_keys(seaweed, bucket):
 def test_oracle_job_uploads_and_env_for_another_cloud_adds_nothing(py38, seaweed, tmp_path):
     bucket = seaweed.create_bucket(fresh_name("oracle"))
     trap = seaweed.create_bucket(fresh_name("aws-trap"))  # where an env-added [AWS] would write
-    dep = _installed(tmp_path, _oracle_section(seaweed, bucket))
+    dep = _installed(tmp_path, oracle_section(seaweed, bucket))
     aws_env = {"ML_ANALYTICS_AWS_ACCESS_KEY": seaweed.access_key,
                "ML_ANALYTICS_AWS_SECRET_ACCESS_KEY": seaweed.secret_key,
                "ML_ANALYTICS_AWS_BUCKET_NAME": trap, "ML_ANALYTICS_AWS_ENDPOINT_URL": seaweed.endpoint,
@@ -70,7 +66,7 @@ def test_nvsk_upload_goes_to_the_original_bucket_or_the_configured_one(py38, sea
         seaweed.create_bucket(NVSK_BUCKET)
     except Exception as e:  # already made by an earlier run against this server
         assert "BucketAlreadyOwnedByYou" in str(e) or "BucketAlreadyExists" in str(e)
-    dep = _installed(tmp_path / "a", _oracle_section(seaweed, bucket))
+    dep = _installed(tmp_path / "a", oracle_section(seaweed, bucket))
     job = dep.run_job(py38, "nvsk")
     assert job.code == 0, job.err
     key = "Manage_Learn_Data/micro_improvement/micro_improvement.json"
@@ -78,7 +74,7 @@ def test_nvsk_upload_goes_to_the_original_bucket_or_the_configured_one(py38, sea
     assert _s3_keys(seaweed, bucket) == []  # not the deployment's own bucket
 
     other = seaweed.create_bucket(fresh_name("nvsk"))
-    dep2 = _installed(tmp_path / "b", _oracle_section(seaweed, bucket), common_extra=f"\nnvsk_bucket_name = {other}\n")
+    dep2 = _installed(tmp_path / "b", oracle_section(seaweed, bucket), common_extra=f"\nnvsk_bucket_name = {other}\n")
     job = dep2.run_job(py38, "nvsk")
     assert job.code == 0, job.err
     assert _s3_keys(seaweed, other) == [key]
@@ -147,7 +143,7 @@ def test_deployment_gcp_key_file_is_named_with_the_fields_it_lacks(tmp_path):
 
 def test_failed_upload_raises_in_the_job_with_the_one_line_reason(py38, seaweed, tmp_path):
     missing = fresh_name("missing")
-    dep = _installed(tmp_path, _oracle_section(seaweed, missing))
+    dep = _installed(tmp_path, oracle_section(seaweed, missing))
     job = dep.run_job(py38, "projects")
     assert job.code != 0 and "job finished" not in job.out
     last = job.err.strip().splitlines()[-1]
@@ -156,7 +152,7 @@ def test_failed_upload_raises_in_the_job_with_the_one_line_reason(py38, seaweed,
 
 
 def test_no_config_ini_is_refused_by_the_job(py38, seaweed, tmp_path):
-    dep = _installed(tmp_path, _oracle_section(seaweed, "b"))
+    dep = _installed(tmp_path, oracle_section(seaweed, "b"))
     # The job reads config.ini itself first; hide it from MultiCloud only by moving cloud_storage.
     moved = tmp_path / "elsewhere" / "cloud_storage"
     moved.parent.mkdir()
@@ -170,7 +166,7 @@ def test_no_config_ini_is_refused_by_the_job(py38, seaweed, tmp_path):
 
 def test_check_on_the_deployment_config(seaweed, tmp_path):
     bucket = seaweed.create_bucket(fresh_name("oracle"))
-    dep = Deployment(tmp_path, _oracle_section(seaweed, bucket))
+    dep = Deployment(tmp_path, oracle_section(seaweed, bucket))
     r = subprocess.run([sys.executable, "-m", "ml_analytics", "check", "--json", "--config", str(dep.config)],
                        capture_output=True, text=True, cwd=dep.cron_dir, env=clean_env(), timeout=120)
     rows = {row["section"]: row for row in json.loads(r.stdout)["sections"]}
@@ -186,7 +182,7 @@ def test_seed_classes_upload_with_their_own_arguments_only(py38, seaweed, tmp_pa
     deployment_bucket = seaweed.create_bucket(fresh_name("oracle"))
     oracle_bucket = seaweed.create_bucket(fresh_name("cls-oracle"))
     aws_bucket = seaweed.create_bucket(fresh_name("cls-aws"))
-    dep = _installed(tmp_path, _oracle_section(seaweed, deployment_bucket))
+    dep = _installed(tmp_path, oracle_section(seaweed, deployment_bucket))
     script = tmp_path / "use_classes.py"
     script.write_text(
         "import sys\n"

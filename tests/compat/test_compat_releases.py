@@ -12,26 +12,22 @@ import sys
 
 import pytest
 from conftest import fresh_name
-from deployment import Deployment, clean_env
-from mlcore_double import AzureSigner, GcsKey, GcsSigner, GcsXmlGateway, MLCoreDouble, S3Signer
-from py38 import find_python38, venv_python
+from deployment import Deployment, clean_env, oracle_section
+from mlcore_double import AzureSigner, GcsSigner, MLCoreDouble, S3Signer
+from py38 import py38_or_skip
 
 from ml_analytics.compat.install import MARKER, RELEASES
 from ml_analytics.testing.servers import AZURITE_ACCOUNT, AZURITE_KEY
 
-TOKEN = "PLANTED-ml-core-internal-token-6a1d"
-
 
 @pytest.fixture(scope="session")
 def py38():
-    if find_python38() is None:
-        pytest.skip("no Python 3.8 interpreter (pyenv install 3.8)")
-    return venv_python()
+    return py38_or_skip()
 
 
-def _oracle_section(seaweed, bucket):
-    return (f"[ORACLE]\n\nendpoint_url = {seaweed.endpoint}\n\naccess_key = {seaweed.access_key}\n\n"
-            f"secret_access_key = {seaweed.secret_key}\n\nregion_name = us-east-1\n\nbucket_name = {bucket}\n")
+TOKEN = "PLANTED-ml-core-internal-token-6a1d"
+
+
 
 
 def _s3_keys(seaweed, bucket):
@@ -107,7 +103,7 @@ def test_an_unrecognised_cloud_py_is_refused_without_release(tmp_path):
 # -- 5.2's jobs ------------------------------------------------------------------------------------------------
 def test_release52_jobs_upload_and_have_no_nvsk_method(py38, seaweed, tmp_path):
     bucket = seaweed.create_bucket(fresh_name("r52"))
-    dep = Deployment(tmp_path, _oracle_section(seaweed, bucket), release="5.2")
+    dep = Deployment(tmp_path, oracle_section(seaweed, bucket), release="5.2")
     assert dep.install("--force").returncode == 0
     job = dep.run_job(py38)
     assert job.code == 0 and "python 3.8" in job.out and "job finished: projects" in job.out, job.err
@@ -121,18 +117,6 @@ def test_release52_jobs_upload_and_have_no_nvsk_method(py38, seaweed, tmp_path):
 
 
 # -- 6.0's jobs through ml-core-service -------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def gcs_key():
-    return GcsKey()
-
-
-@pytest.fixture(scope="module")
-def gcs_gateway(fake_gcs, gcs_key):
-    gateway = GcsXmlGateway(fake_gcs.endpoint, gcs_key)
-    yield gateway
-    gateway.close()
-
-
 @pytest.fixture(params=["s3", "azure", "gcs"])
 def store(request):
     """(name, bucket, signer, read(key) -> bytes) for each store ml-core-service may sign for."""

@@ -20,14 +20,13 @@ file is checked first, then each is written whole.
 
 from __future__ import annotations
 
-import os
 import re
-import tempfile
 from pathlib import Path
 
 import click
 
 from ..errors import EXIT_OK, UsageError
+from ..source import replace_file
 from .common import output_for
 from .scaffold_texts import BRANCH, CONFIG_SAMPLE, DEFAULTS, PROVIDER, PYPROJECT, ROLE_VARS, TEST, fill
 
@@ -156,20 +155,7 @@ def _plan(texts: dict[str, str], out: Path, force: bool, role: Path | None, samp
 
 
 def _write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    mode = path.stat().st_mode & 0o777 if path.exists() else 0o644
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    replace_file(path, text, mode=path.stat().st_mode & 0o777 if path.exists() else 0o644)
 
 
 @click.group("scaffold")

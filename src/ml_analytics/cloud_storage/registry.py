@@ -431,19 +431,14 @@ class ProviderRegistry:
 
     def secret_keys(self, sections=None) -> dict[str, set[str]]:
         """Secret option names per provider section (of ``sections``, else of every known one)."""
-        with self._lock:
-            names = [s.upper() for s in sections] if sections is not None else list(BUILTINS) + list(self._classes)
-            out = {}
-            for name in names:
-                if name in BUILTINS:
-                    self._resolve_builtin(name)
-                cls = self._classes.get(name)
-                if cls is not None:
-                    out[name] = cls.secret_keys()
-            return out
+        return self._per_class(sections, lambda cls: cls.secret_keys())
 
     def path_keys(self, sections=None) -> dict[str, set[str]]:
         """Option names that hold file paths (never redacted, whatever their name), per section."""
+        return self._per_class(sections, lambda cls: {o.name for o in cls.options if o.kind == "path"})
+
+    def _per_class(self, sections, what) -> dict:
+        """``what(cls)`` for the provider class of each of ``sections`` (else of every known one)."""
         with self._lock:
             names = [s.upper() for s in sections] if sections is not None else list(BUILTINS) + list(self._classes)
             out = {}
@@ -452,7 +447,7 @@ class ProviderRegistry:
                     self._resolve_builtin(name)
                 cls = self._classes.get(name)
                 if cls is not None:
-                    out[name] = {o.name for o in cls.options if o.kind == "path"}
+                    out[name] = what(cls)
             return out
 
     def is_builtin(self, cls: type) -> bool:

@@ -28,13 +28,13 @@ import os
 import re
 import shutil
 import sys
-import tempfile
 import time
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
 from ..errors import UsageError
+from ..source import replace_file
 
 MARKER = "# Written by ml-analytics compat install"
 RUNNER = "_ml_analytics_runner.py"
@@ -237,20 +237,7 @@ def install(target: str | os.PathLike, *, force: bool = False, command: list[str
             actions.append(Action(path, "upgraded"))
         else:
             actions.append(Action(path, "new"))
-        _write_atomically(path, text)
+        replace_file(path, text, mode=0o644)
     return actions
 
 
-def _write_atomically(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise

@@ -18,6 +18,7 @@ from pathlib import Path
 from ..config import DRUID_SECTION, Config, url_problem
 from ..errors import ConfigError
 from ..retry import RetryPolicy
+from ..source import replace_file
 from .overlord import (DruidError, OverlordClient, TaskStatus, split_userinfo, summarize_task_error,
                        with_task_id)
 from .sources import AZURE_SOURCES, input_source as make_input_source
@@ -169,22 +170,8 @@ def build_task(spec: dict, provider, keys: Sequence[str], *, append: bool | None
 def write_task(task: dict, spec_out: str | os.PathLike | None) -> str:
     """Write the task JSON (mode 600: it may hold pre-signed URLs) through a temporary file created
     exclusively in the target folder (a link planted there is never followed), then renamed."""
-    import tempfile
-
     path = Path(spec_out) if spec_out else Path("druid-tasks") / f"{datasource(task)}.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)  # O_EXCL, mode 600
-    try:
-        with os.fdopen(fd, "w") as fh:
-            json.dump(task, fh, indent=2)
-            fh.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    replace_file(path, json.dumps(task, indent=2) + "\n")  # mode 600
     return str(path)
 
 
