@@ -20,6 +20,7 @@ from ml_analytics.config import Config
 from ml_analytics.errors import NotSupportedError, StorageError, TransientError
 from ml_analytics.multicloud import MultiCloud
 from ml_analytics.retry import RetryPolicy
+from ml_analytics.transfer import plan_uploads
 from ml_analytics.testing.conformance import ProviderConformance
 from ml_analytics.testing.servers import AZURITE_ACCOUNT, AZURITE_KEY
 
@@ -207,6 +208,22 @@ class _EveryStore:
         writes = [q["body"] for q in double.requests if q["body"] and q["body"].get("operation") == "write"]
         assert sorted(w["folderPath"] + w["request"]["files"][0] for w in writes) == sorted(r.key for r in results)
         assert all(w["action"] == "signedUrl" and w["bucketName"] == bucket for w in writes)
+
+    def test_progress_counts_a_big_files_bytes_once(self, double, bucket, read_back, tmp_path):
+        """A big file is read for its MD5, then for the PUT, and again when its URL is renewed: the progress
+        display is told of its bytes once, not three times."""
+        big = tmp_path / "out" / "big.json"
+        big.parent.mkdir()
+        big.write_bytes(os.urandom(9 * MiB))
+        cfg = tmp_path / "config.ini"
+        cfg.write_text(f"[ML_CORE]\nurl = {double.url}\ninternal_access_token = {TOKEN}\nbucket_name = {bucket}\n")
+        counted = []
+        double.expired = 1  # the first URL is refused by the store: the body is sent twice
+        with MultiCloud(cfg) as mc:
+            results = mc.run(plan_uploads([big.parent], "progress/"), on_bytes=counted.append)
+        assert [(r.key, r.status) for r in results] == [("progress/big.json", "uploaded")] and double.expired == 0
+        assert read_back("progress/big.json") == big.read_bytes()
+        assert sum(counted) == 9 * MiB
 
     def test_expired_urls_are_renewed(self, double, bucket, read_back, tmp_path):
         """The store itself refuses the expired URL (403, GCS's 400 ExpiredToken): one fresh URL, no retry

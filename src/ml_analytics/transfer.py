@@ -158,6 +158,21 @@ class StoreBreaker:
         return self.in_a_row >= self.threshold
 
 
+def _at_most(callback: Callable[[int], None], size: int) -> Callable[[int], None]:
+    """``callback`` told of at most ``size`` bytes in all (one file's progress), from any thread."""
+    left = [size]
+    lock = threading.Lock()
+
+    def report(n: int) -> None:
+        with lock:
+            n = min(n, left[0])
+            left[0] -= max(n, 0)
+        if n > 0:
+            callback(n)
+
+    return report
+
+
 class TransferEngine:
     """Runs planned uploads against several providers at once.
 
@@ -259,7 +274,10 @@ class TransferEngine:
         else:
             from .source import PROGRESS
 
-            PROGRESS.set(self.on_bytes)  # big files report progress block by block as they are read
+            # big files report progress block by block as they are read, each byte once: a provider that
+            # reads a file twice (ML_CORE: its MD5, then the PUT) or again for a renewed URL or a retry
+            # counts no more than the file's size
+            PROGRESS.set(_at_most(self.on_bytes, item.size) if self.on_bytes else None)
             parts = self.parts_in_flight.get(section)
             held = budget.acquire(provider.buffer_bytes(item.size) if parts is None else
                                   provider.buffer_bytes(item.size, parts))
