@@ -20,9 +20,9 @@ from ml_analytics.config import Config
 from ml_analytics.errors import NotSupportedError, StorageError, TransientError
 from ml_analytics.multicloud import MultiCloud
 from ml_analytics.retry import RetryPolicy
-from ml_analytics.transfer import plan_uploads
 from ml_analytics.testing.conformance import ProviderConformance
 from ml_analytics.testing.servers import AZURITE_ACCOUNT, AZURITE_KEY
+from ml_analytics.transfer import plan_uploads
 
 TOKEN = "PLANTED-internal-access-token-51f0c2"
 FAST = RetryPolicy(max_retries=1, initial_backoff=0.01, max_backoff=0.05, total_timeout=5)

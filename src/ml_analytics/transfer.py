@@ -160,13 +160,14 @@ class StoreBreaker:
 
 def _at_most(callback: Callable[[int], None], size: int) -> Callable[[int], None]:
     """``callback`` told of at most ``size`` bytes in all (one file's progress), from any thread."""
-    left = [size]
+    left = size
     lock = threading.Lock()
 
     def report(n: int) -> None:
+        nonlocal left
         with lock:
-            n = min(n, left[0])
-            left[0] -= max(n, 0)
+            n = min(n, left)
+            left -= max(n, 0)
         if n > 0:
             callback(n)
 
