@@ -4,7 +4,10 @@ Generates ``--size-mib`` (default 1024) of report rows shaped like sl_projects.j
 ``--partitions`` (16) partitions on ``local[2]``, cached before timing, then times, against
 SeaweedFS on loopback, median of ``--reps`` (3) interleaved repetitions:
 
-* ``write_partitions``: this project; every task serializes and uploads its own partition;
+* ``write_partitions``: this project; every task writes its own partition into a local file inside the
+  JVM (Spark's JSON) and uploads it (``transport="spool"``, the default);
+* ``write_partitions`` with ``transport="frames"``: the rows cross to Python one by one (``--no-frames``
+  leaves it out);
 * current path: what the ml-analytics jobs do today: ``coalesce(1)`` -> ``df.write.json`` to local
   disk -> rename the part file -> upload that one file with this project's ``upload_to_cloud``;
 * s3a: Spark's own writer, ``df.write.json("s3a://…")`` with hadoop-aws of pyspark's bundled
@@ -170,6 +173,7 @@ def main() -> None:
     ap.add_argument("--jars", default=None, help="folder with hadoop-aws-*.jar and aws-java-sdk-bundle-*.jar "
                                                  "(default: fetch them through spark.jars.packages)")
     ap.add_argument("--no-s3a", action="store_true")
+    ap.add_argument("--no-frames", action="store_true", help="leave out write_partitions(transport='frames')")
     ap.add_argument("--computed", action="store_true",
                     help="do not cache the rows: each method computes them as it writes, as a job does "
                          "(then coalesce(1) computes everything in one task)")
@@ -241,10 +245,13 @@ def main() -> None:
               f"partitions, {'computed by each method' if args.computed else 'cached'} "
               f"({time.monotonic() - started:.1f} s); pyspark's Hadoop {hv}; master {args.master}")
 
-        def ours(rep):
-            manifest = write_partitions(df, f"ours/{rep}", config=config)
+        def ours(rep, transport="spool"):
+            manifest = write_partitions(df, f"ours/{rep}", config=config, transport=transport)
             assert manifest.rows == (rows if df is full else 20_000)
             return f"ours/{rep}/"
+
+        def framed(rep):
+            return ours(rep, "frames")
 
         def current(rep):
             out = work / f"current-{rep}"
@@ -262,7 +269,10 @@ def main() -> None:
             df.write.mode("overwrite").json(f"s3a://{bucket}/s3a/{rep}")
             return f"s3a/{rep}/"
 
-        methods = {"write_partitions (this project)": ours, "current path: coalesce(1) + local file + upload": current}
+        methods = {"write_partitions (this project)": ours}
+        if not args.no_frames:
+            methods["write_partitions, transport='frames'"] = framed
+        methods["current path: coalesce(1) + local file + upload"] = current
         if not args.no_s3a:
             methods["Spark's own writer to s3a://"] = s3a
         cpu = CpuMeter()

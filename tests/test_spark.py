@@ -22,7 +22,7 @@ pyspark = pytest.importorskip("pyspark")
 from ml_analytics.errors import UsageError  # noqa: E402
 from ml_analytics.spark import SparkWriteError, cleanup, ingest_manifest, read_manifest, write_partitions  # noqa: E402
 from ml_analytics.spark.manifest import MANIFEST_NAME, read_object  # noqa: E402
-from ml_analytics.spark.partition import END, FramedRows, Spool, TruncatedInput, serialize  # noqa: E402
+from ml_analytics.spark.partition import END, FramedRows, Spool, SpooledRows, TruncatedInput, serialize  # noqa: E402
 from ml_analytics.spark.shipping import open_multicloud  # noqa: E402
 from ml_analytics.testing.servers import AZURITE_ACCOUNT, AZURITE_KEY  # noqa: E402
 
@@ -149,7 +149,8 @@ def test_a_task_failing_after_its_upload_is_retried_onto_the_same_key(spark, tmp
         assert sum(len(lines(objects[k])) for k in manifest.keys) == 1200
 
 
-def test_upstream_failure_never_leaves_a_truncated_partition(spark, tmp_path, seaweed):
+@pytest.mark.parametrize("transport", ["spool", "frames"])
+def test_upstream_failure_never_leaves_a_truncated_partition(spark, tmp_path, seaweed, transport):
     """The trap: when a stage upstream fails, PySpark ends the partition function's input cleanly.
     Here a Python UDF fails 80% into partition 1 on its first attempt, after the JVM has flushed
     rows to the partition function: with PySpark's own deserializer that attempt sees a clean end
@@ -177,7 +178,7 @@ def test_upstream_failure_never_leaves_a_truncated_partition(spark, tmp_path, se
             fh.write(f"{partition} {attempt} {stage}\n")
 
     df = spark.range(0, 400_000, numPartitions=4).withColumn("twice", udf(fail_halfway, LongType())("id"))
-    manifest = write_partitions(df, "trap", config=cfg, _task_hook=record)
+    manifest = write_partitions(df, "trap", config=cfg, _task_hook=record, transport=transport)
     assert open(marker).read() == "x"
     attempts = open(seen).read().splitlines()
     assert "1 1 uploaded" in attempts
@@ -207,6 +208,41 @@ def test_input_without_the_end_mark_is_refused():
     spool = Spool()
     assert serialize(FramedRows().load_stream(io.BytesIO(framed)), spool, gzip_level=None) == 3000
     assert spool.size == 3000 * 1001 and spool.finish() == (b"x" * 1000 + b"\n") * 3000
+
+
+def _spool_record(path, rows, size) -> bytes:
+    import struct
+
+    record = f"{path}\t{rows}\t{size}".encode()
+    return struct.pack("!i", len(record)) + record
+
+
+def test_a_spooled_partition_is_read_whole_or_not_at_all_and_removed(tmp_path):
+    """The JVM's record names the partition's file; END only with the JVM's end mark and every byte."""
+    import struct
+
+    content = b'{"a":1}\n{"a":"\xe0\xb2\x95"}\n' * 5000  # several read blocks with a small BLOCK
+    path = tmp_path / "temp_local_1"
+    path.write_bytes(content)
+    reader = SpooledRows()
+    reader.BLOCK = 4096
+    got = list(reader.load_stream(io.BytesIO(_spool_record(path, 10_000, len(content)) + struct.pack("!i", -1))))
+    assert got[-2:] == [(b"", 10_000), END] and b"".join(b for b, _ in got[:-1]) == content
+    assert not path.exists()  # read, then removed
+    spool = Spool()
+    path.write_bytes(content)
+    blocks = SpooledRows().load_stream(io.BytesIO(_spool_record(path, 10_000, len(content)) + struct.pack("!i", -1)))
+    assert serialize(blocks, spool, gzip_level=None) == 10_000 and spool.finish() == content
+
+    path.write_bytes(content)
+    cut = list(SpooledRows().load_stream(io.BytesIO(_spool_record(path, 10_000, len(content)))))
+    assert cut == []  # no end mark: the file is not even read (the JVM removes it when the task ends)
+    short = list(SpooledRows().load_stream(io.BytesIO(_spool_record(path, 10_000, len(content) + 1)
+                                                      + struct.pack("!i", -1))))
+    assert END not in short and not path.exists()  # not the bytes the JVM wrote: refused
+    for blocks in (iter(cut), iter(short), SpooledRows().load_stream(io.BytesIO(struct.pack("!i", -1)))):
+        with pytest.raises(TruncatedInput):
+            serialize(blocks, Spool(), gzip_level=None)
 
 
 def test_a_cut_short_stream_leaves_no_object_and_no_open_upload(tmp_path, seaweed):
@@ -265,11 +301,100 @@ def test_a_chosen_run_id_never_reuses_a_folder_that_holds_another_run(spark, tmp
     assert stored(cfg, "reports/nightly") == before and first.rows == 40
 
 
+# -- how the rows reach the Python worker ---------------------------------------------------------
+def awkward_rows(spark):
+    """Unicode, quotes, control characters, nulls, nested values, an empty partition."""
+    return spark.range(0, 4000, numPartitions=4).where("id < 2000 or id >= 3000").selectExpr(
+        "id", "concat('ಕರ್ನಾಟಕ \"school\" ', cast(id % 7 as string), char(10), 'तमिल') as name",
+        "if(id % 5 = 0, null, id * 0.25) as score", "named_struct('a', id % 3, 'b', array('x', null, '\\\\')) as nested",
+        "cast(id % 2 = 0 as boolean) as even", "timestamp_seconds(1780000000 + id) as at")
+
+
+def spool_files(spark) -> set[str]:
+    """The block manager files PartitionSpool writes (temp_local_*) in the driver's local folders."""
+    import os
+
+    dirs = spark.sparkContext._jvm.org.apache.spark.SparkEnv.get().blockManager().diskBlockManager().localDirs()
+    found = set()
+    for d in dirs:
+        for root, _, files in os.walk(d.getPath()):
+            found |= {os.path.join(root, f) for f in files if f.startswith("temp_local_")}
+    return found
+
+
+@pytest.mark.parametrize("compression", [None, "gzip"])
+def test_the_spool_and_the_frames_store_the_same_bytes_as_spark_s_json(spark, tmp_path, compression):
+    cfg = store_config(tmp_path, ["LOCAL"])
+    df = awkward_rows(spark)
+    expected = ["".join(line + "\n" for line in part) for part in df.toJSON().glom().collect()]
+    spooled = write_partitions(df, "spooled", config=cfg, transport="spool", compression=compression)
+    framed = write_partitions(df, "framed", config=cfg, transport="frames", compression=compression)
+    assert spooled.rows == framed.rows == 3000
+    for manifest in (spooled, framed):
+        objects = stored(cfg, manifest.run)["LOCAL"]
+        got = {o.partition: objects[o.key] for o in manifest.objects}
+        assert sorted(got) == [0, 1, 3]  # partition 2 is empty: no object
+        for partition, blob in got.items():
+            text = gzip.decompress(blob) if compression else blob
+            assert text.decode("utf-8") == expected[partition], (manifest.run, partition)
+    assert [(o.partition, o.rows, o.bytes, o.crc64nvme) for o in spooled.objects] == \
+        [(o.partition, o.rows, o.bytes, o.crc64nvme) for o in framed.objects]
+    assert not spool_files(spark)
+
+
+def test_spool_files_go_when_a_python_worker_dies_mid_upload(spark, tmp_path, seaweed):
+    """A partition above the in-memory limit is being streamed from its spool file when the Python
+    worker dies (os._exit): the JVM removes the file when the task ends, the retry writes the object."""
+    cfg = store_config(tmp_path, ["S3"], seaweed)
+    marker = str(tmp_path / "died")
+
+    def die_once(partition, attempt, stage):
+        import os
+
+        if partition == 0 and attempt == 0 and stage == "streaming":
+            with open(marker, "a") as fh:
+                fh.write("x")
+            os._exit(3)
+
+    df = spark.range(0, 160_000, numPartitions=2).selectExpr("id", "repeat('y', 100) as pad")  # ~10 MiB each
+    manifest = write_partitions(df, "died", config=cfg, _task_hook=die_once, transport="spool")
+    assert open(marker).read() == "x" and manifest.rows == 160_000
+    assert min(o.bytes for o in manifest.objects) > 8 * 1024 * 1024
+    assert not spool_files(spark)
+    client = seaweed.boto3_client()
+    bucket = open_multicloud(cfg).provider("S3").bucket
+    assert not client.list_multipart_uploads(Bucket=bucket, Prefix="died/").get("Uploads")
+
+
+def test_without_the_jvm_writer_auto_uses_frames_and_spool_refuses(spark, tmp_path, monkeypatch, caplog):
+    """Where the driver cannot compile the JVM side (no Janino, a refused jar): transport="spool" fails
+    before claiming anything, "auto" warns once and sends rows one by one."""
+    from ml_analytics.spark import spool
+
+    sc = spark.sparkContext
+    monkeypatch.setattr(sc, "_ml_analytics_spool", None, raising=False)
+    monkeypatch.setattr(sc, "_ml_analytics_framed_warned", False, raising=False)
+    monkeypatch.setattr(spool, "java_source", lambda: "public class Broken {")
+    cfg = store_config(tmp_path, ["LOCAL"])
+    df = numbers(spark, partitions=2, empty=())
+    with pytest.raises(UsageError, match=r"transport='spool' is not available: cannot compile .*Janino") as info:
+        write_partitions(df, "nojvm", config=cfg, transport="spool", run_id="r1")
+    assert "\n" not in str(info.value)
+    assert not (tmp_path / "store").exists() or not list((tmp_path / "store").rglob("*.json"))  # nothing claimed
+    with caplog.at_level("WARNING", logger="ml_analytics.spark.writer"):
+        first = write_partitions(df, "nojvm", config=cfg)
+        second = write_partitions(df, "nojvm", config=cfg)
+    assert first.rows == second.rows == 1200
+    assert caplog.text.count("one by one") == 1 and "Janino" in caplog.text
+
+
 def test_bad_arguments_fail_before_any_job(spark, tmp_path):
     cfg = store_config(tmp_path, ["LOCAL"])
     df = numbers(spark, n=10, partitions=1, empty=())
     with pytest.raises(UsageError, match="compression"):
         write_partitions(df, "x", config=cfg, compression="zstd")
+    with pytest.raises(UsageError, match="transport must be one of auto, spool, frames"):
+        write_partitions(df, "x", config=cfg, transport="arrow")
     with pytest.raises(UsageError, match=r"'\.\.'"):
         write_partitions(df, "../x", config=cfg)
     with pytest.raises(UsageError, match=r"\[S3\] endpoint_url"):

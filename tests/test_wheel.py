@@ -37,6 +37,7 @@ def test_the_wheel_ships_the_conformance_suite_and_no_checkout_bound_harness(whe
     names = set(zipfile.ZipFile(built).namelist())
     for shipped in ("conformance", "proxy", "faults", "servers"):
         assert f"ml_analytics/testing/{shipped}.py" in names
+    assert "ml_analytics/spark/jvm/PartitionSpool.java" in names  # compiled on the Spark driver at run time
     assert "ml_analytics/testing/druid.py" not in names  # the Druid harness builds from tests/druid/pom.xml
     servers = zipfile.ZipFile(built).read("ml_analytics/testing/servers.py").decode()
     assert "parents[" not in servers and "tests/node" not in servers.split('"""', 2)[-1].split("raise")[0]

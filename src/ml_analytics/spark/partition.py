@@ -1,10 +1,12 @@
 """Executor side: one partition becomes one newline-delimited JSON object in every store.
 
-Rows arrive from the JVM as length-prefixed UTF-8 JSON frames (Spark's own JSON generator, see
-:func:`.writer.json_lines`). :class:`FramedRows` reads them and yields :data:`END` only when the JVM wrote its
-end-of-data mark: when a stage upstream fails, PySpark closes the input early and its own
-deserializer ends the iterator as if the partition were complete. A partition whose input did
-not end with the mark is never uploaded; the task fails and its retry writes the key.
+The rows' JSON is Spark's own (``to_json``). By default the JVM writes a partition into a local file
+and sends the Python worker one record naming it (:mod:`.spool`); :class:`SpooledRows` reads the file
+in blocks. Otherwise (``transport="frames"``) the rows arrive as length-prefixed UTF-8 frames
+(:func:`.writer.json_lines`) and :class:`FramedRows` joins them into blocks. Both yield :data:`END` only
+when the JVM wrote its end-of-data mark: when a stage upstream fails, PySpark closes the input early
+and its own deserializer ends the iterator as if the partition were complete. A partition whose input
+did not end with the mark is never uploaded; the task fails and its retry writes the key.
 
 The partition is serialized once (optionally gzip), with its MD5, size and row count computed in
 the same pass (:class:`Encoded`). Up to :data:`IN_MEMORY` bytes it stays in memory and goes to
@@ -136,6 +138,63 @@ class FramedRows(Serializer):
 
     def __repr__(self) -> str:
         return "FramedRows()"
+
+
+class SpooledRows(Serializer):
+    """Reads the JVM's one record for the partition (``PATH<TAB>ROWS<TAB>BYTES``, see :mod:`.spool`) and yields
+    the file's content in blocks, then the row count, then END. The record comes only after the JVM
+    wrote the whole partition, and END only if the JVM's end-of-data mark followed it and the file
+    holds the bytes the JVM wrote. The file is the task's: it is removed here once read (and by the JVM
+    when the task ends)."""
+
+    BLOCK = 4 << 20  # read size; Encoded and the uploads regroup blocks as they need
+
+    def load_stream(self, stream) -> Iterator[tuple[bytes, int] | _End]:
+        read, unpack = stream.read, struct.Struct("!i").unpack
+        spooled = None
+        while True:
+            head = read(4)
+            if len(head) < 4:
+                return  # the stream was cut: no END
+            (n,) = unpack(head)
+            if n == SpecialLengths.END_OF_DATA_SECTION:
+                break
+            if n < 0:
+                continue
+            record = read(n)
+            if len(record) < n:
+                return
+            spooled = record.decode("utf-8").rsplit("\t", 2)
+        if spooled is None:  # an empty partition still sends its record; none means the JVM side failed
+            return
+        path, rows, size = spooled[0], int(spooled[1]), int(spooled[2])
+        try:
+            with open(path, "rb") as fh:
+                got = 0
+                while True:
+                    block = fh.read(self.BLOCK)
+                    if not block:
+                        break
+                    got += len(block)
+                    yield block, 0
+        finally:
+            try:
+                os.unlink(path)
+            except OSError:
+                pass
+        if got != size:
+            return  # the file is not what the JVM wrote: no END
+        yield b"", rows
+        yield END
+
+    def dumps(self, obj):
+        raise NotImplementedError
+
+    def loads(self, obj):
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return "SpooledRows()"
 
 
 class TruncatedInput(MLAnalyticsError):

@@ -5,8 +5,8 @@ The commit protocol (what a speculative or retried attempt cannot break):
 1. Fix the run id on the driver and **claim** the run's folder: ``PREFIX/RUN_ID/_run.json``, written
    create-only to every store (S3 and Azure ``If-None-Match: *``, GCS ``ifGenerationMatch=0``, a hard
    link on LOCAL), so two runs cannot share a run id: the second is refused before its job starts.
-2. Run one Spark job: each **task attempt** serializes its partition and uploads it under a key of its
-   own, ``PREFIX/RUN_ID/part-00007-a<task attempt id>.json`` (``.json.gz`` with gzip). A retry or a
+2. Run one Spark job: each **task attempt** serializes its partition (in the JVM, into a local file:
+   :mod:`.spool`) and uploads it under a key of its own, ``PREFIX/RUN_ID/part-00007-a<task attempt id>.json`` (``.json.gz`` with gzip). A retry or a
    speculative copy never writes another attempt's key. The config reaches executors as provider
    settings inside the task closure (:mod:`.shipping`); the job description and RDD name carry only
    the run's folder.
@@ -38,6 +38,10 @@ from .removal import MARKER_NAME, abort_uploads, claim, delete_keys, remove_run,
 from .shipping import open_multicloud, shipped_settings
 
 COMPRESSIONS = {None: ".json", "gzip": ".json.gz"}
+# How a partition's rows reach the Python worker: "spool" (the JVM writes them into a local file, see
+# .spool), "frames" (one length-prefixed frame per row over PySpark's socket: more CPU, no local disk),
+# "auto" (spool, else frames with a warning saying why).
+TRANSPORTS = ("auto", "spool", "frames")
 # How long the driver waits for the attempts Spark is still killing (a speculative loser's Python worker
 # lives on 2-4 s after its kill: a 2 s poll, then spark.python.task.killTimeout) before it commits anyway.
 ATTEMPTS_END_TIMEOUT = 60.0
@@ -53,7 +57,7 @@ def new_run_id() -> str:
 
 
 def write_partitions(df, prefix: str, *, config=None, sections=None, compression: str | None = None,
-                     compresslevel: int = 6, run_id: str | None = None,
+                     compresslevel: int = 6, run_id: str | None = None, transport: str = "auto",
                      _task_hook: Callable[[int, int, str], None] | None = None,
                      _attempts_timeout: float = ATTEMPTS_END_TIMEOUT) -> Manifest:
     """Write every partition of ``df`` as newline-delimited JSON to every configured provider.
@@ -61,17 +65,20 @@ def write_partitions(df, prefix: str, *, config=None, sections=None, compression
     ``config``: a config.ini path, a :class:`~ml_analytics.config.Config`, a MultiCloud, or None
     (``$ML_ANALYTICS_CONFIG``, else ``./config.ini``, else the environment; with none of them a
     ConfigError says where it looked); ``sections``:
-    only these providers. ``compression``: None or ``"gzip"``. Returns the written
+    only these providers. ``compression``: None or ``"gzip"``. ``transport``: how rows reach the task's
+    Python worker, ``"spool"`` (the JVM writes each partition into a file of the executor's local folders:
+    the least CPU; needs local disk for the partitions being written), ``"frames"`` (row by row over
+    PySpark's socket) or ``"auto"`` (spool, else frames, saying why). Returns the written
     :class:`Manifest` (``.rows``, ``.objects``, ``.uri``).
     """
-    from pyspark.rdd import RDD
-
-    from .partition import FramedRows, partition_writer
+    from .partition import partition_writer
 
     if not hasattr(df, "_jdf"):
         raise UsageError("write_partitions needs a classic PySpark DataFrame (Spark Connect is not supported)")
     if compression not in COMPRESSIONS:
         raise UsageError(f"compression must be None or 'gzip', got {compression!r}")
+    if transport not in TRANSPORTS:
+        raise UsageError(f"transport must be one of {', '.join(TRANSPORTS)}, got {transport!r}")
     if not 0 <= compresslevel <= 9:
         raise UsageError(f"compresslevel must be 0-9, got {compresslevel}")
     run_id = run_id or new_run_id()
@@ -81,8 +88,8 @@ def write_partitions(df, prefix: str, *, config=None, sections=None, compression
         providers = mc.providers()  # config errors surface here, before any Spark job
         sc = df.sparkSession.sparkContext
         warn_if_shipped_in_clear(sc, mc)
+        rows = partition_rows(df, transport)  # compiles the JVM side once per SparkContext; no job yet
         claim(providers, run, run_id)  # two runs never share a run id (create-only marker)
-        rows = RDD(json_lines(df), sc, FramedRows())
         task = partition_writer(shipped_settings(mc), run, COMPRESSIONS[compression],
                                 compresslevel if compression else None, _task_hook)
         written = rows.mapPartitions(task).setName(f"ml-analytics write_partitions {run}")
@@ -110,6 +117,29 @@ def write_partitions(df, prefix: str, *, config=None, sections=None, compression
     finally:
         if mc is not config:
             mc.close()
+
+
+def partition_rows(df, transport: str = "auto"):
+    """The RDD each task's Python function reads: its partition's rows as blocks of JSON lines."""
+    from pyspark.rdd import RDD
+
+    from .partition import FramedRows, SpooledRows
+
+    sc = df.sparkSession.sparkContext
+    if transport != "frames":
+        from .spool import SpoolUnavailable, spooled_partitions
+
+        try:
+            return RDD(spooled_partitions(df), sc, SpooledRows())
+        except SpoolUnavailable as e:
+            if transport == "spool":
+                raise UsageError(f"write_partitions: transport='spool' is not available: {e}") from None
+            if not getattr(sc, "_ml_analytics_framed_warned", False):
+                sc._ml_analytics_framed_warned = True
+                import logging
+
+                logging.getLogger(__name__).warning("write_partitions sends rows one by one to Python (more CPU): %s", e)
+    return RDD(json_lines(df), sc, FramedRows())
 
 
 def json_lines(df):
