@@ -388,6 +388,51 @@ def test_without_the_jvm_writer_auto_uses_frames_and_spool_refuses(spark, tmp_pa
     assert caplog.text.count("one by one") == 1 and "Janino" in caplog.text
 
 
+ZIP_RESCANS = r"""
+import importlib, os, sys, time, zipfile, zipimport
+archive = sys.argv[1]
+def build(version):
+    with zipfile.ZipFile(archive, "w") as z:
+        z.writestr("zpkg/__init__.py", "")
+        for i in range(300):
+            z.writestr(f"zpkg/m{i}.py", "")
+        z.writestr(f"zpkg/v{version}.py", f"VERSION = {version}")
+build(1)
+sys.path.insert(0, archive)
+import zpkg.v1
+reads = []
+original = zipimport._read_directory
+zipimport._read_directory = lambda path: (reads.append(path), original(path))[1]
+from ml_analytics.spark.partition import quiet_zip_rescans
+quiet_zip_rescans()
+quiet_zip_rescans()
+for _ in range(5):
+    importlib.invalidate_caches()
+unchanged = len(reads)
+time.sleep(0.01)
+build(2)
+importlib.invalidate_caches()
+import zpkg.v2
+print(sys.version_info[:2] in ((3, 10), (3, 11)), unchanged, len(reads) > unchanged, zpkg.v2.VERSION)
+"""
+
+
+def test_python_workers_stop_rereading_an_unchanged_zip_before_every_task(tmp_path):
+    """Python 3.10/3.11 re-read every zip on sys.path at each importlib.invalidate_caches() (PySpark calls
+    it before every task); after quiet_zip_rescans an unchanged archive is read once, a changed one again."""
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-c", ZIP_RESCANS, str(tmp_path / "pkg.zip")], capture_output=True,
+                         text=True, timeout=60, check=True).stdout.split()
+    patched, unchanged, reread, version = out[0] == "True", int(out[1]), out[2] == "True", out[3]
+    assert version == "2" and reread  # a rewritten archive is read again: its new module imports
+    if patched:
+        assert unchanged <= 2  # five invalidations: one read per zipimporter (the archive, its package), not 10
+    else:
+        assert unchanged == 0  # Python 3.12+: left as it is (its zipimporter is lazy)
+
+
 def test_bad_arguments_fail_before_any_job(spark, tmp_path):
     cfg = store_config(tmp_path, ["LOCAL"])
     df = numbers(spark, n=10, partitions=1, empty=())
