@@ -342,6 +342,27 @@ def test_the_spool_and_the_frames_store_the_same_bytes_as_spark_s_json(spark, tm
     assert not spool_files(spark)
 
 
+def test_the_spool_follows_the_session_s_json_settings_as_to_json_does(spark, tmp_path):
+    """The JVM-side writer uses Spark's JSON generator with the session's time zone and null handling,
+    so its bytes stay DataFrame.toJSON's when a job changes them."""
+    cfg = store_config(tmp_path, ["LOCAL"])
+    settings = {"spark.sql.session.timeZone": "Asia/Kolkata", "spark.sql.jsonGenerator.ignoreNullFields": "false"}
+    saved = {k: spark.conf.get(k, None) for k in settings}
+    try:
+        for k, v in settings.items():
+            spark.conf.set(k, v)
+        df = awkward_rows(spark)
+        expected = ["".join(line + "\n" for line in part) for part in df.toJSON().glom().collect()]
+        assert '"score":null' in expected[0] and "+05:30" in expected[0]  # the settings show in the bytes
+        manifest = write_partitions(df, "settings", config=cfg, transport="spool")
+    finally:
+        for k, v in saved.items():
+            spark.conf.unset(k) if v is None else spark.conf.set(k, v)
+    objects = stored(cfg, manifest.run)["LOCAL"]
+    for o in manifest.objects:
+        assert objects[o.key].decode("utf-8") == expected[o.partition], o.partition
+
+
 def test_spool_files_go_when_a_python_worker_dies_mid_upload(spark, tmp_path, seaweed):
     """A partition above the in-memory limit is being streamed from its spool file when the Python
     worker dies (os._exit): the JVM removes the file when the task ends, the retry writes the object."""

@@ -76,8 +76,8 @@ def spool_class(sc):
 
 def spooled_partitions(df):
     """A JavaRDD of one ``PATH<TAB>ROWS<TAB>BYTES`` record per partition of ``df``, each written by its task."""
-    from pyspark.sql import functions as F
-
-    fn = spool_class(df.sparkSession.sparkContext).newInstance()
-    rows = df.select(F.to_json(F.struct("*")))._jdf.queryExecution().toRdd().toJavaRDD()
-    return rows.mapPartitions(fn)
+    session = df.sparkSession
+    jdf = df._jdf
+    fn = spool_class(session.sparkContext).newInstance().configure(
+        jdf.schema(), session.conf.get("spark.sql.session.timeZone"))
+    return jdf.queryExecution().toRdd().toJavaRDD().mapPartitions(fn)

@@ -3,23 +3,37 @@ package ml_analytics.spark;
 import java.io.BufferedOutputStream;
 import java.io.File;
 import java.io.FileOutputStream;
-import java.io.OutputStream;
+import java.io.OutputStreamWriter;
+import java.io.Writer;
+import java.nio.charset.StandardCharsets;
 import java.util.Collections;
 import java.util.Iterator;
 
 import org.apache.spark.SparkEnv;
 import org.apache.spark.TaskContext;
 import org.apache.spark.sql.catalyst.InternalRow;
-import org.apache.spark.unsafe.types.UTF8String;
+import org.apache.spark.sql.catalyst.json.JSONOptions;
+import org.apache.spark.sql.catalyst.json.JacksonGenerator;
+import org.apache.spark.sql.types.DataType;
 
 /**
- * Writes one partition's rows (column 0: each row's JSON, from to_json) into a file of the executor's
- * local folders, one row per line, and hands the Python worker one record: "PATH\tROWS\tBYTES".
- * The file is removed when the task ends, whatever it ended of. Compiled on the driver by Janino
- * (which ships with Spark) and sent to executors with SparkContext.addJar: no JDK needed.
+ * Writes one partition's rows as JSON lines into a file of the executor's local folders and hands the
+ * Python worker one record: "PATH\tROWS\tBYTES". The JSON is Spark's: the generator and options that
+ * to_json and DataFrame.toJSON use (no line separator or option of ours), streamed into the file as
+ * df.write.json does. The file is removed when the task ends, whatever it ended of. Compiled on the
+ * driver by Janino (which ships with Spark) and sent to executors with SparkContext.addJar.
  */
 public class PartitionSpool implements org.apache.spark.api.java.function.FlatMapFunction, java.io.Serializable {
-    private static final long serialVersionUID = 1L;
+    private static final long serialVersionUID = 2L;
+    private DataType schema;
+    private JSONOptions options;
+
+    /** The rows' schema and the session's time zone, on the driver (as to_json resolves them). */
+    public PartitionSpool configure(DataType schema, String timeZone) {
+        this.schema = schema;
+        this.options = new JSONOptions(scala.collection.immutable.Map$.MODULE$.empty(), timeZone, "");
+        return this;
+    }
 
     public Iterator call(Object input) throws Exception {
         Iterator rows = (Iterator) input;
@@ -29,16 +43,17 @@ public class PartitionSpool implements org.apache.spark.api.java.function.FlatMa
             task.addTaskCompletionListener(new Remover(file));
         }
         long count = 0;
-        OutputStream out = new BufferedOutputStream(new FileOutputStream(file), 1 << 20);
+        Writer out = new OutputStreamWriter(new BufferedOutputStream(new FileOutputStream(file), 1 << 20),
+                                            StandardCharsets.UTF_8);
+        JacksonGenerator json = new JacksonGenerator(schema, out, options);
         boolean done = false;
         try {
             while (rows.hasNext()) {
-                InternalRow row = (InternalRow) rows.next();
-                UTF8String json = row.getUTF8String(0);
-                json.writeTo(out);
-                out.write(10);
+                json.write((InternalRow) rows.next());
+                json.writeLineEnding();
                 count++;
             }
+            json.close();
             out.close();
             done = true;
         } finally {
