@@ -1,8 +1,9 @@
 """The JVM side of a partition: each row's JSON written to a local file inside the executor's JVM.
 
 The rows of a partition never cross to Python one by one. :file:`jvm/PartitionSpool.java` runs in
-each task, in the JVM: it writes the partition's rows (``to_json``, Spark's own JSON generator), one
-line each, into a temporary file of the executor's local folders (Spark's block manager folders,
+each task, in the JVM: it streams the partition's rows through Spark's own JSON generator (the one
+``to_json`` and ``DataFrame.toJSON`` use, with the session's time zone and settings), one line each,
+into a temporary file of the executor's local folders (Spark's block manager folders,
 which go with the executor) and hands the Python worker a single record, ``PATH<TAB>ROWS<TAB>BYTES``.
 The worker reads the file in blocks (:class:`.partition.SpooledRows`), checksums and uploads it. The
 file is removed once read, and by the JVM when the task ends, whatever it ended of (a failure, a kill).
@@ -76,6 +77,9 @@ def spool_class(sc):
 
 def spooled_partitions(df):
     """A JavaRDD of one ``PATH<TAB>ROWS<TAB>BYTES`` record per partition of ``df``, each written by its task."""
+    from pyspark.sql import functions as F
+
+    df.select(F.to_json(F.struct("*")))  # the schema check to_json makes, on the driver (analysis only)
     session = df.sparkSession
     jdf = df._jdf
     fn = spool_class(session.sparkContext).newInstance().configure(
