@@ -233,6 +233,13 @@ def test_a_spooled_partition_is_read_whole_or_not_at_all_and_removed(tmp_path):
     path.write_bytes(content)
     blocks = SpooledRows().load_stream(io.BytesIO(_spool_record(path, 10_000, len(content)) + struct.pack("!i", -1)))
     assert serialize(blocks, spool, gzip_level=None) == 10_000 and spool.finish() == content
+    path.write_bytes(content)  # gzip compresses the mapped views as it does bytes
+    blocks = SpooledRows().load_stream(io.BytesIO(_spool_record(path, 10_000, len(content)) + struct.pack("!i", -1)))
+    spool = Spool()
+    assert serialize(blocks, spool, gzip_level=6) == 10_000 and gzip.decompress(spool.finish()) == content
+    path.write_bytes(b"")  # an empty partition's file cannot be mapped: no blocks, no rows, END
+    empty = list(SpooledRows().load_stream(io.BytesIO(_spool_record(path, 0, 0) + struct.pack("!i", -1))))
+    assert empty == [(b"", 0), END] and not path.exists()
 
     path.write_bytes(content)
     cut = list(SpooledRows().load_stream(io.BytesIO(_spool_record(path, 10_000, len(content)))))
