@@ -1,8 +1,8 @@
 """Executor side: one partition becomes one newline-delimited JSON object in every store.
 
 The rows' JSON is Spark's own (``to_json``). By default the JVM writes a partition into a local file
-and sends the Python worker one record naming it (:mod:`.spool`); :class:`SpooledRows` reads the file
-in blocks. Otherwise (``transport="frames"``) the rows arrive as length-prefixed UTF-8 frames
+and sends the Python worker one record naming it (:mod:`.spool`); :class:`SpooledRows` maps the file and
+yields read-only views of it in blocks. Otherwise (``transport="frames"``) the rows arrive as length-prefixed UTF-8 frames
 (:func:`.writer.json_lines`) and :class:`FramedRows` joins them into blocks. Both yield :data:`END` only
 when the JVM wrote its end-of-data mark: when a stage upstream fails, PySpark closes the input early
 and its own deserializer ends the iterator as if the partition were complete. A partition whose input
