@@ -75,6 +75,10 @@ class OverlordDouble:
         self.unknown_id_status = 404  # 400 for older Druid
         self.stuck = False  # never leave PENDING
         self.no_reports = False  # answer /reports with 404, as a cluster keeping no reports does
+        # seconds between a task's SUCCESS and its rows being served to SQL (a real Druid's historicals load
+        # the new segments after the task ends: seconds when idle, minutes on a busy machine)
+        self.serve_seconds = 0.0
+        self.unserved: list[tuple[float, str, int]] = []  # (when, datasource, its count from then on)
         self.lock = threading.Lock()
         double = self
 
@@ -281,8 +285,17 @@ class OverlordDouble:
             t["row_stats"] = _reading.stats
             ds = t["status"]["dataSource"]
             append = t["task"]["spec"]["ioConfig"].get("appendToExisting", False)
-            self.datasources[ds] = (self.datasources.get(ds, 0) if append else 0) + rows
+            before = next((n for _, d, n in reversed(self.unserved) if d == ds), self.datasources.get(ds, 0))
+            self.unserved.append((time.time() + self.serve_seconds, ds, (before if append else 0) + rows))
+            self._serve()
             self._finish(t, "SUCCESS")
+
+    def _serve(self):
+        """Rows of finished tasks whose segments are served by now (call with the lock held)."""
+        now = time.time()
+        while self.unserved and self.unserved[0][0] <= now:
+            _, ds, rows = self.unserved.pop(0)
+            self.datasources[ds] = rows
 
     # -- what Druid does with the inputSource ---------------------------------------------------------
     def _ingest(self, task) -> int:
@@ -381,6 +394,8 @@ class OverlordDouble:
         if not m:
             return self._send(h, 400, {"error": "Unsupported", "errorMessage": "this double answers COUNT(*) only"})
         ds = m.group(1).replace('""', '"')
+        with self.lock:
+            self._serve()
         if ds not in self.datasources:  # Druid 33's answer, word for word in shape
             return self._send(h, 400, {"error": "druidException", "errorCode": "invalidInput", "persona": "USER",
                                        "category": "INVALID_INPUT",

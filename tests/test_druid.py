@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 from conftest import EXAMPLE_DATA, fresh_name
@@ -309,6 +310,33 @@ def test_push_with_pretty_url_query_counts_rows(cli, tmp_path, seaweed, azurite,
                      druid_extra=f"urlQuery = {overlord.url}/druid/v2?pretty\n")
     r = cli("push", EXAMPLE_DATA / "sl_projects.json", "--spec", "project_injestion_spec", "--config", cfg, "--json")
     assert r.code == 0 and r.json["druid"]["rows"] == ROWS and r.json["druid"]["rows_error"] is None
+
+
+def test_push_waits_for_segments_served_after_the_task_ends(cli, tmp_path, seaweed, azurite, fake_gcs, overlord):
+    """Druid serves a task's rows some time after SUCCESS (seconds idle, minutes busy): push counts them
+    once they are served, not the 0 SQL answers right after the task."""
+    overlord.serve_seconds = 8.0
+    cfg = config_for("LOCAL", tmp_path, seaweed, azurite, fake_gcs, overlord=overlord)
+    r = cli("push", EXAMPLE_DATA / "sl_projects.json", "--spec", "project_injestion_spec", "--config", cfg,
+            "--json", "--timeout", "120")
+    d = r.json["druid"]
+    assert r.code == 0 and d["status"] == "SUCCESS", r.err
+    assert d["rows"] == ROWS and d["rows_error"] is None and d["ingested"]["processed"] == ROWS
+
+
+def test_rows_not_yet_served_when_the_wait_ends_are_said_so(cli, tmp_path, seaweed, azurite, fake_gcs, overlord):
+    """The wait for the count is bounded by --timeout; a count that has not caught up is not shown bare:
+    the verdict is the task's own report, and the warning says the datasource was still loading."""
+    overlord.serve_seconds = 60.0
+    cfg = config_for("LOCAL", tmp_path, seaweed, azurite, fake_gcs, overlord=overlord)
+    started = time.monotonic()
+    r = cli("push", EXAMPLE_DATA / "sl_projects.json", "--spec", "project_injestion_spec", "--config", cfg,
+            "--json", "--timeout", "3")
+    assert time.monotonic() - started < 30
+    d = r.json["druid"]
+    assert r.code == 0 and d["status"] == "SUCCESS" and d["ingested"]["processed"] == ROWS, r.err
+    assert d["rows"] == 0 and f"not the {ROWS} expected" in d["rows_error"], d
+    assert "to be served" in d["rows_error"] and "warning: druid: the datasource answered 0 rows" in r.err
 
 
 def test_rows_that_cannot_be_counted_are_said_so(cli, tmp_path, seaweed, azurite, fake_gcs, overlord):

@@ -11,6 +11,7 @@ import json
 import os
 import socket
 import time
+import urllib.error
 import uuid
 
 import pytest
@@ -80,9 +81,21 @@ def write_config(tmp_path, real_druid, store: str, spec: dict, druid_extra: str 
     return p
 
 
-def count(real_druid, datasource: str) -> int:
-    rows = real_druid.sql(f'SELECT COUNT(*) AS c FROM "{datasource}"')
-    return rows[0]["c"] if rows else 0
+def count(real_druid, datasource: str, want: int | None = None, wait: float = 180) -> int:
+    """The datasource's rows through SQL; with ``want``, polled until the count is that (or ``wait`` ends):
+    Druid serves a task's segments some time after the task ends (seconds idle, minutes on a busy machine)."""
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            rows = real_druid.sql(f'SELECT COUNT(*) AS c FROM "{datasource}"')
+            c = rows[0]["c"] if rows else 0
+        except urllib.error.HTTPError as e:  # 400 "Object not found" while no segment of it is served
+            if e.code != 400:
+                raise
+            c = 0
+        if want is None or c == want or time.monotonic() > deadline:
+            return c
+        time.sleep(1)
 
 
 def bucket_of(cfg) -> str:
@@ -96,12 +109,12 @@ def test_push_counts_rows_through_druid_sql(cli, tmp_path, seaweed, azurite, rea
     ds = fresh_name("push")
     cfg = write_config(tmp_path, real_druid, store_section(section, tmp_path, seaweed, azurite), _spec(SPEC, ds))
     r = cli("push", DATA, "--prefix", "projects/", "--spec", "project_injestion_spec", "--config", cfg,
-            "--json", "--timeout", "120")
+            "--json", "--timeout", "300")
     assert r.code == 0, r.err + r.out
     d = r.json["druid"]
     assert d["status"] == "SUCCESS", d
     assert d["rows"] == ROWS and d["expected_rows"] == ROWS
-    assert count(real_druid, ds) == ROWS
+    assert count(real_druid, ds, ROWS) == ROWS
     source = json.loads((tmp_path / d["spec_path"]).read_text())["spec"]["ioConfig"]["inputSource"]
     assert source["type"] == {"LOCAL": "local"}.get(section, "s3")
     assert ("endpointConfig" in source) == (section in ("S3", "ORACLE"))
@@ -111,11 +124,11 @@ def test_push_counts_rows_through_druid_sql(cli, tmp_path, seaweed, azurite, rea
 def test_push_over_http_with_presigned_urls(cli, tmp_path, seaweed, azurite, real_druid):
     ds = fresh_name("http")
     cfg = write_config(tmp_path, real_druid, store_section("S3", tmp_path, seaweed, azurite), _spec(SPEC, ds))
-    r = cli("push", DATA, "--spec", "project_injestion_spec", "--config", cfg, "--json", "--timeout", "120",
+    r = cli("push", DATA, "--spec", "project_injestion_spec", "--config", cfg, "--json", "--timeout", "300",
             "--input-source", "http")
     assert r.code == 0, r.err + r.out
     assert r.json["druid"]["status"] == "SUCCESS" and r.json["druid"]["input_source"] == "http"
-    assert count(real_druid, ds) == ROWS
+    assert count(real_druid, ds, ROWS) == ROWS
 
 
 def test_deployment_spec_from_azurite_keeps_azure_type(cli, tmp_path, seaweed, azurite, real_druid):
@@ -124,10 +137,10 @@ def test_deployment_spec_from_azurite_keeps_azure_type(cli, tmp_path, seaweed, a
     cfg = write_config(tmp_path, real_druid, store_section("AZURE", tmp_path, seaweed, azurite),
                        _spec(DEPLOYMENT_SPEC, ds))
     r = cli("push", DATA, "--prefix", "projects/", "--spec", "project_injestion_spec", "--config", cfg,
-            "--timeout", "120")
+            "--timeout", "300")
     assert r.code == 0, r.err + r.out
     assert f"SUCCESS, {ROWS} rows" in r.out
-    assert count(real_druid, ds) == ROWS
+    assert count(real_druid, ds, ROWS) == ROWS
     task = json.loads((tmp_path / "druid-tasks" / f"{ds}.json").read_text())
     assert task["type"] == "index"
     assert task["spec"]["ioConfig"]["inputSource"]["type"] == "azure"
@@ -138,17 +151,17 @@ def test_deployment_spec_from_azurite_keeps_azure_type(cli, tmp_path, seaweed, a
 def test_append_then_replace_changes_the_row_count(cli, tmp_path, seaweed, azurite, real_druid):
     ds = fresh_name("append")
     cfg = write_config(tmp_path, real_druid, store_section("LOCAL", tmp_path, seaweed, azurite), _spec(SPEC, ds))
-    args = ("push", DATA, "--spec", "project_injestion_spec", "--config", cfg, "--json", "--timeout", "120")
+    args = ("push", DATA, "--spec", "project_injestion_spec", "--config", cfg, "--json", "--timeout", "300")
     first = cli(*args)
     assert first.code == 0 and first.json["druid"]["rows"] == ROWS, first.err
     appended = cli(*args, "--append")
     assert appended.code == 0, appended.err
     assert appended.json["druid"]["rows"] == 2 * ROWS
-    assert count(real_druid, ds) == 2 * ROWS
+    assert count(real_druid, ds, 2 * ROWS) == 2 * ROWS
     replaced = cli(*args, "--replace")
     assert replaced.code == 0, replaced.err
     assert replaced.json["druid"]["rows"] == ROWS
-    assert count(real_druid, ds) == ROWS
+    assert count(real_druid, ds, ROWS) == ROWS
 
 
 def test_ingest_objects_already_in_storage_and_druid_status(cli, tmp_path, seaweed, azurite, real_druid):
@@ -157,7 +170,7 @@ def test_ingest_objects_already_in_storage_and_druid_status(cli, tmp_path, seawe
     bucket = bucket_of(cfg)
     seaweed.boto3_client().upload_file(str(DATA), bucket, "already/sl_projects.json")
     r = cli("ingest", "--uri", f"s3://{bucket}/already/sl_projects.json", "--spec", "project_injestion_spec",
-            "--config", cfg, "--json", "--timeout", "120")
+            "--config", cfg, "--json", "--timeout", "300")
     assert r.code == 0, r.err + r.out
     d = r.json["druid"]
     assert d["status"] == "SUCCESS" and d["rows"] == ROWS
@@ -177,7 +190,7 @@ def test_missing_object_fails_with_druids_own_message(cli, tmp_path, seaweed, az
     ds = fresh_name("missing")
     cfg = write_config(tmp_path, real_druid, store_section("S3", tmp_path, seaweed, azurite), _spec(SPEC, ds))
     r = cli("ingest", "--uri", f"s3://{bucket_of(cfg)}/projects/not-there.json", "--spec",
-            "project_injestion_spec", "--config", cfg, "--json", "--timeout", "120")
+            "project_injestion_spec", "--config", cfg, "--json", "--timeout", "300")
     assert r.code == 1, r.err + r.out
     d = r.json["druid"]
     assert d["status"] == "FAILED"
@@ -237,11 +250,11 @@ def test_unparseable_rows_dropped_by_druid_are_reported(cli, tmp_path, seaweed, 
     cfg = write_config(tmp_path, real_druid, store_section("LOCAL", tmp_path, seaweed, azurite), _spec(SPEC, ds))
     data = tmp_path / "rows.json"
     data.write_text("".join(DATA.read_text().splitlines(keepends=True)[:5]) + "{not json\n")
-    r = cli("push", data, "--spec", "project_injestion_spec", "--config", cfg, "--json", "--timeout", "120")
+    r = cli("push", data, "--spec", "project_injestion_spec", "--config", cfg, "--json", "--timeout", "300")
     assert r.code == 1, r.err + r.out
     d = r.json["druid"]
     assert d["status"] == "INCOMPLETE" and d["rows"] == 5 and "1 unparseable" in d["errorMsg"], d
-    assert count(real_druid, ds) == 5
+    assert count(real_druid, ds, 5) == 5
 
 
 def test_ingest_from_a_write_partitions_manifest(cli, tmp_path, seaweed, azurite, real_druid, spark):
@@ -255,11 +268,11 @@ def test_ingest_from_a_write_partitions_manifest(cli, tmp_path, seaweed, azurite
     manifest = write_partitions(df, "projects/spark", config=str(cfg))
     assert manifest.rows == ROWS and len(manifest.objects) == 4
     r = cli("ingest", "--manifest", manifest.uri, "--spec", "project_injestion_spec", "--config", cfg, "--json",
-            "--timeout", "120")
+            "--timeout", "300")
     assert r.code == 0, r.err + r.out
     d = r.json["druid"]
     assert d["status"] == "SUCCESS" and d["rows"] == d["expected_rows"] == ROWS
-    assert count(real_druid, ds) == ROWS
+    assert count(real_druid, ds, ROWS) == ROWS
     source = json.loads((tmp_path / d["spec_path"]).read_text())["spec"]["ioConfig"]["inputSource"]
     bucket = bucket_of(cfg)
     assert sorted(source["uris"]) == sorted(f"s3://{bucket}/{k}" for k in manifest.keys)
@@ -293,11 +306,11 @@ def test_the_example_plugin_through_spark_and_a_real_druid(cli, tmp_path, seawee
                   for line in s3.get_object(Bucket=bucket, Key=k)["Body"].read().splitlines()]
         assert len(stored) == ROWS
         r = cli("ingest", "--manifest", manifest.uri, "--spec", "project_injestion_spec", "--config", cfg,
-                "--json", "--timeout", "120")
+                "--json", "--timeout", "300")
         assert r.code == 0, r.err + r.out
         d = r.json["druid"]
         assert d["input_source"] == "http" and d["status"] == "SUCCESS" and d["rows"] == d["expected_rows"] == ROWS
-        assert count(real_druid, ds) == ROWS
+        assert count(real_druid, ds, ROWS) == ROWS
         assert "PLANTED-plugin-token-77" not in r.out + r.err
     finally:
         service.close()
@@ -324,14 +337,7 @@ def test_a_resubmitted_task_is_not_ingested_twice(tmp_path, real_druid):
     while time.time() < deadline and client.status(first).status not in ("SUCCESS", "FAILED"):
         time.sleep(1)
     assert client.status(first).status == "SUCCESS"
-    rows, deadline = None, time.time() + 90
-    while time.time() < deadline and rows != ROWS:  # until the segment is served
-        try:
-            rows = count(real_druid, ds)
-        except Exception:  # 400 while the datasource is not served yet
-            pass
-        time.sleep(1)
-    assert rows == ROWS  # once, not twice
+    assert count(real_druid, ds, ROWS) == ROWS  # once, not twice
 
 
 # -- what this task ingested (#22): judged by the task's own report, not the datasource's count ------------------
@@ -355,12 +361,12 @@ def test_a_missing_local_file_into_an_existing_datasource_fails_naming_it(cli, t
     ds = fresh_name("missing")
     cfg = write_config(tmp_path, real_druid, f"[LOCAL]\nroot = {tmp_path / 'store'}\n", _spec(SPEC, ds))
     first = cli("push", DATA, "--spec", "project_injestion_spec", "--config", cfg, "--json", "--timeout", "300")
-    assert first.code == 0 and count(real_druid, ds) == ROWS, first.err
+    assert first.code == 0 and count(real_druid, ds, ROWS) == ROWS, first.err
     missing = tmp_path / "store" / "ml-analytics" / "missing.json"
     r = cli("ingest", "--uri", missing.as_uri(), "--spec", "project_injestion_spec", "--config", cfg, "--json",
             "--timeout", "300")
     assert r.code == 2 and str(missing) in r.err and "does not exist" in r.err, r.err + r.out
-    assert count(real_druid, ds) == ROWS
+    assert count(real_druid, ds, ROWS) == ROWS
 
 
 def test_replacing_with_zero_rows_is_incomplete_whatever_the_datasource_holds(cli, tmp_path, real_druid):

@@ -26,8 +26,10 @@ from .spec import datasource, point_spec, validate_spec
 
 DEFAULT_TIMEOUT = 3600.0
 MAX_TIMEOUT = 7 * 24 * 3600.0  # a week: anything longer is a typo, not a wait
-ROWS_BUDGET = 120.0  # at most this long for segments to be served after SUCCESS (the count decides)
-ROWS_FIGURE_BUDGET = 30.0  # the same when the task's report decided and the count is an extra figure
+# After SUCCESS, how long at most to wait for the task's segments to be served before counting the
+# datasource (within the task's --timeout); the wait ends as soon as the count reaches what the task added.
+# Druid loads new segments on historicals after the task ends: seconds when idle, minutes when busy.
+ROWS_BUDGET = 180.0
 
 
 def seconds(value: str | float, what: str, *, maximum: float = MAX_TIMEOUT) -> float:
@@ -256,11 +258,9 @@ def _judge(outcome: DruidOutcome, client: OverlordClient, task: dict, expected: 
         target = processed + (prior or 0) if appending else processed
     elif expected is not None:
         target = expected + (prior or 0) if appending else expected
-    # How long to wait for the new segments to be served: the full budget when the count is the verdict;
-    # when the report decided, the count is a figure only (and a task that ingested nothing adds nothing).
-    wait = ROWS_BUDGET if stats is None else 0.0 if processed == 0 else ROWS_FIGURE_BUDGET
-    outcome.rows, count_error = _verified_rows(client, outcome.datasource, target,
-                                               min(max(5.0 if wait else 0.0, budget_left), wait))
+    # A task that ingested nothing adds nothing to wait for; otherwise wait (bounded) for its segments.
+    wait = 0.0 if processed == 0 else min(max(5.0, budget_left), ROWS_BUDGET)
+    outcome.rows, count_error = _verified_rows(client, outcome.datasource, target, wait)
     if stats is None:
         outcome.rows_error = f"judged by the datasource's row count: {why}" + (f"; {count_error}" if count_error
                                                                                 else "")
@@ -290,16 +290,25 @@ def _judge(outcome: DruidOutcome, client: OverlordClient, task: dict, expected: 
 
 
 def _verified_rows(client: OverlordClient, ds: str, target: int | None, budget: float) -> tuple[int | None, str | None]:
-    """(rows, None) through SQL, polled until the count reaches ``target`` (segments handed off) or the
-    budget ends; (None, why) when Druid cannot be asked."""
-    deadline = time.monotonic() + budget
+    """(rows, None) through SQL, polled until the count is ``target`` (segments handed off); (rows, why)
+    when the budget ended first; (None, why) when Druid cannot be asked."""
+    started = time.monotonic()
+    deadline = started + budget
     delay = 0.5
     while True:
         try:  # connection trouble is retried inside; what is left (wrong URL, 401, bad SQL) will not heal
             rows = client.count_rows(ds)
         except DruidError as e:
             return None, f"rows not counted: {e}"
-        if (target is None and rows > 0) or rows == target or time.monotonic() >= deadline:
+        if (target is None and rows > 0) or rows == target:
             return rows, None
+        if time.monotonic() >= deadline:
+            if not budget:  # nothing was waited for: the count is what it is
+                return rows, None
+            want = f"not the {target} expected" if target is not None else "none yet"
+            return rows, (f"the datasource answered {rows} rows, {want}, after waiting "
+                          f"{time.monotonic() - started:.0f} s for the task's segments to be served: Druid may "
+                          f"still be loading them (rollup, or rows of other intervals kept by a replace, also "
+                          f"make the count differ)")
         time.sleep(min(delay, max(0.0, deadline - time.monotonic())))
         delay = min(delay * 2, 5.0)
