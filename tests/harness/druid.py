@@ -467,6 +467,9 @@ class DruidCluster(Stoppable):
                 "druid.coordinator.startDelay": "PT1S",
                 "druid.coordinator.period": "PT1S",
                 "druid.manager.segments.pollDuration": "PT1S",
+                # a push of the example makes ~136 DAY segments: ask the historical to load 4 at a time
+                # (the default is 1 per request), so a busy machine does not queue them for minutes
+                "druid.coordinator.loadqueuepeon.http.batchSize": "4",
                 "druid.indexer.queue.startDelay": "PT0S",
                 "druid.indexer.runner.type": "remote",
                 "druid.indexer.storage.type": "metadata",
@@ -484,6 +487,7 @@ class DruidCluster(Stoppable):
                 "druid.segmentCache.locations": json.dumps([{"path": str(var / "segment-cache"),
                                                              "maxSize": "2g"}]),
                 "druid.server.maxSize": str(2 * 1024 ** 3),
+                "druid.segmentCache.numLoadingThreads": "5",
                 "druid.cache.sizeInBytes": "0",
             })
             broker = svc("broker", "384m", "192m", **{
