@@ -167,8 +167,8 @@ def test_a_second_ctrl_c_ends_the_process_at_once(tmp_path, seaweed):
         assert proc.poll() is None, "the first Ctrl-C should wait for the uploads in flight"
         started = time.monotonic()
         proc.send_signal(signal.SIGINT)
-        proc.communicate(timeout=10)
-        assert time.monotonic() - started < 5
+        proc.communicate(timeout=40)
+        assert time.monotonic() - started < 20  # at once, not after the minute-long stalls (slack for a busy CI)
         assert proc.returncode in (-signal.SIGINT, 130), proc.returncode
     finally:
         if proc.poll() is None:
