@@ -462,6 +462,38 @@ def test_ctrl_c_during_a_druid_wait_exits_130_with_the_document(tmp_path, write_
         double.close()
 
 
+def test_ctrl_c_while_the_rows_are_checked_exits_130_and_says_the_task_succeeded(tmp_path, write_config):
+    """After SUCCESS, push waits (up to minutes) for Druid to serve the task's segments: Ctrl-C then stops
+    at once, exit 130, saying the task succeeded but its rows were not verified."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from druid_double import OverlordDouble
+
+    double = OverlordDouble(pending_seconds=0.1, running_seconds=0.1)
+    double.serve_seconds = 600  # never served within the test
+    try:
+        cfg = write_config(f"[LOCAL]\nroot = {tmp_path / 's'}\n[DRUID]\nbatch_url = {double.batch_url}\n")
+        env = {k: v for k, v in os.environ.items() if not k.startswith("ML_ANALYTICS_")}
+        proc = subprocess.Popen([sys.executable, "-m", "ml_analytics", "push", str(EXAMPLE_DATA / "sl_projects.json"),
+                                 "--spec", str(SPEC), "--config", str(cfg), "--json"], cwd=tmp_path, env=env,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        deadline = time.time() + 60
+        while time.time() < deadline and not any(t["status"]["statusCode"] == "SUCCESS"
+                                                 for t in list(double.tasks.values())):
+            time.sleep(0.05)
+        time.sleep(2)  # the task's report is read; the count is being polled
+        assert proc.poll() is None, proc.communicate()
+        started = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+        assert time.monotonic() - started < 20
+        assert proc.returncode == 130, err
+        d = json.loads(out)["druid"]
+        assert d["status"] == "INTERRUPTED" and "ended SUCCESS" in d["errorMsg"] and "not verified" in d["errorMsg"]
+        assert "Traceback" not in err
+    finally:
+        double.close()
+
+
 def test_ctrl_c_while_the_json_output_is_blocked_exits_130(tmp_path, write_config):
     data = tmp_path / "data"
     data.mkdir()

@@ -236,7 +236,12 @@ def hand_off(task: dict, settings: DruidSettings, retry: RetryPolicy, *, spec_ou
     if final.status == "FAILED":  # Druid's errorMsg is a stack trace: its message and root cause, one line
         outcome.errorMsg = summarize_task_error(client.failure_detail(outcome.task) or final.error_msg)
     if final.status == "SUCCESS" and verify_rows:
-        _judge(outcome, client, task, expected_rows, prior, budget - (time.monotonic() - started))
+        try:
+            _judge(outcome, client, task, expected_rows, prior, budget - (time.monotonic() - started))
+        except KeyboardInterrupt:  # Ctrl-C while the rows are checked (up to ROWS_BUDGET): stop, and say how far
+            outcome.status = "INTERRUPTED"
+            outcome.errorMsg = (f"interrupted while checking the rows; task {outcome.task} ended SUCCESS in Druid "
+                                f"but what it ingested was not verified (ml-analytics druid status {outcome.task})")
     elif final.status == "SUCCESS":
         outcome.rows_error = "not counted (--no-verify-rows)"
     return outcome
