@@ -436,17 +436,22 @@ def test_a_name_that_cannot_be_a_key_inside_a_folder_is_skipped_not_fatal(cli, t
 
 
 # -- exit codes and the --json document ----------------------------------------------------------------
+def _push_in_the_background(tmp_path, write_config, double) -> subprocess.Popen:
+    """`ml-analytics push --json` of the example into ``double`` (the Overlord double), as its own process."""
+    cfg = write_config(f"[LOCAL]\nroot = {tmp_path / 's'}\n[DRUID]\nbatch_url = {double.batch_url}\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ML_ANALYTICS_")}
+    return subprocess.Popen([sys.executable, "-m", "ml_analytics", "push", str(EXAMPLE_DATA / "sl_projects.json"),
+                             "--spec", str(SPEC), "--config", str(cfg), "--json"], cwd=tmp_path, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
 def test_ctrl_c_during_a_druid_wait_exits_130_with_the_document(tmp_path, write_config):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     from druid_double import OverlordDouble
 
     double = OverlordDouble(pending_seconds=60, running_seconds=60)
     try:
-        cfg = write_config(f"[LOCAL]\nroot = {tmp_path / 's'}\n[DRUID]\nbatch_url = {double.batch_url}\n")
-        env = {k: v for k, v in os.environ.items() if not k.startswith("ML_ANALYTICS_")}
-        proc = subprocess.Popen([sys.executable, "-m", "ml_analytics", "push", str(EXAMPLE_DATA / "sl_projects.json"),
-                                 "--spec", str(SPEC), "--config", str(cfg), "--json"], cwd=tmp_path, env=env,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        proc = _push_in_the_background(tmp_path, write_config, double)
         deadline = time.time() + 30
         while time.time() < deadline and not double.submitted:
             time.sleep(0.05)
@@ -471,11 +476,7 @@ def test_ctrl_c_while_the_rows_are_checked_exits_130_and_says_the_task_succeeded
     double = OverlordDouble(pending_seconds=0.1, running_seconds=0.1)
     double.serve_seconds = 600  # never served within the test
     try:
-        cfg = write_config(f"[LOCAL]\nroot = {tmp_path / 's'}\n[DRUID]\nbatch_url = {double.batch_url}\n")
-        env = {k: v for k, v in os.environ.items() if not k.startswith("ML_ANALYTICS_")}
-        proc = subprocess.Popen([sys.executable, "-m", "ml_analytics", "push", str(EXAMPLE_DATA / "sl_projects.json"),
-                                 "--spec", str(SPEC), "--config", str(cfg), "--json"], cwd=tmp_path, env=env,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        proc = _push_in_the_background(tmp_path, write_config, double)
         deadline = time.time() + 60
         while time.time() < deadline and not any(t["status"]["statusCode"] == "SUCCESS"
                                                  for t in list(double.tasks.values())):
